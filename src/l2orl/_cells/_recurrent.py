@@ -1,0 +1,135 @@
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._activations import ACTIVATIONS, check_activation
+from .._custom_types import CellOutput, CoordinateFeatures, PRNGKey
+from .._nn import Linear, lecun_normal, orthogonal
+from ._base import AbstractCell
+from ._feedforward import _check_sizes
+
+
+def _recurrent_kernels(key: PRNGKey, n_gates: int, hidden_size: int) -> Float[Array, "g h h"]:
+    return jnp.stack([orthogonal(k, hidden_size) for k in jax.random.split(key, n_gates)])
+
+
+class GRUCell(AbstractCell):
+    """A gated recurrent unit for one coordinate, then a linear readout.
+
+    As flax's `GRUCell` (the reference Optim4RL's), with `a` the activation (default tanh):
+
+    - `r = σ(W_ir x + b_ir + W_hr h)`, `z = σ(W_iz x + b_iz + W_hz h)`
+    - `n = a(W_in x + b_in + r ⊙ (W_hn h + b_hn))`, `h' = (1 - z) ⊙ n + z ⊙ h`
+    - `out = W_o h' + b_o`
+
+    Input kernels lecun-normal, recurrent kernels orthogonal, biases zero.
+    `3·(n_features·H + H) + 3·H² + H + (H + 1)·n_out` parameters: 257 for 1 feature, `H = 8`.
+
+    **Arguments:** `n_features`, `hidden_size` (default 8), `n_out` (default 1), `activation`
+    (default `"tanh"`), `key`.
+    """
+
+    n_features: int
+    n_out: int
+    hidden_size: int
+    activation: str
+    input_kernel: Float[Array, "3 hidden n_features"]
+    input_bias: Float[Array, "3 hidden"]
+    recurrent_kernel: Float[Array, "3 hidden hidden"]
+    recurrent_bias: Float[Array, " hidden"]
+    readout: Linear
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden_size: int = 8,
+        n_out: int = 1,
+        activation: str = "tanh",
+        *,
+        key: PRNGKey,
+    ):
+        _check_sizes(n_features=n_features, hidden_size=hidden_size, n_out=n_out)
+        check_activation(activation)
+        k_in, k_rec, k_out = jax.random.split(key, 3)
+        self.n_features, self.hidden_size, self.n_out = n_features, hidden_size, n_out
+        self.activation = activation
+        self.input_kernel = jnp.stack(
+            [lecun_normal(k, (hidden_size, n_features), n_features) for k in jax.random.split(k_in, 3)]
+        )
+        self.input_bias = jnp.zeros((3, hidden_size), jnp.float32)
+        self.recurrent_kernel = _recurrent_kernels(k_rec, 3, hidden_size)
+        self.recurrent_bias = jnp.zeros((hidden_size,), jnp.float32)
+        self.readout = Linear(hidden_size, n_out, key=k_out)
+
+    def init_hidden(self) -> Float[Array, " hidden"]:
+        return jnp.zeros((self.hidden_size,), jnp.float32)
+
+    def __call__(
+        self, features: CoordinateFeatures, hidden: Float[Array, " hidden"]
+    ) -> tuple[CellOutput, Float[Array, " hidden"]]:
+        xi = self.input_kernel @ features + self.input_bias
+        hh = self.recurrent_kernel @ hidden
+        r = jax.nn.sigmoid(xi[0] + hh[0])
+        z = jax.nn.sigmoid(xi[1] + hh[1])
+        n = ACTIVATIONS[self.activation](xi[2] + r * (hh[2] + self.recurrent_bias))
+        hidden = (1.0 - z) * n + z * hidden
+        return self.readout(hidden), hidden
+
+
+class LSTMCell(AbstractCell):
+    """A long short-term memory cell for one coordinate, then a linear readout of `h`.
+
+    As flax's `LSTMCell`, with `a` the activation (default tanh):
+    `i, f, o = σ(W_i· x + W_h· h + b·)`, `g = a(W_ig x + W_hg h + b_g)`, `c' = f ⊙ c + i ⊙ g`,
+    `h' = o ⊙ a(c')`, `out = W_o h' + b_o`. Hidden state `(h, c)`, zeros at init.
+
+    **Arguments:** `n_features`, `hidden_size` (default 8), `n_out` (default 1), `activation`
+    (default `"tanh"`), `key`.
+    """
+
+    n_features: int
+    n_out: int
+    hidden_size: int
+    activation: str
+    input_kernel: Float[Array, "4 hidden n_features"]
+    recurrent_kernel: Float[Array, "4 hidden hidden"]
+    bias: Float[Array, "4 hidden"]
+    readout: Linear
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden_size: int = 8,
+        n_out: int = 1,
+        activation: str = "tanh",
+        *,
+        key: PRNGKey,
+    ):
+        _check_sizes(n_features=n_features, hidden_size=hidden_size, n_out=n_out)
+        check_activation(activation)
+        k_in, k_rec, k_out = jax.random.split(key, 3)
+        self.n_features, self.hidden_size, self.n_out = n_features, hidden_size, n_out
+        self.activation = activation
+        self.input_kernel = jnp.stack(
+            [lecun_normal(k, (hidden_size, n_features), n_features) for k in jax.random.split(k_in, 4)]
+        )
+        self.recurrent_kernel = _recurrent_kernels(k_rec, 4, hidden_size)
+        self.bias = jnp.zeros((4, hidden_size), jnp.float32)
+        self.readout = Linear(hidden_size, n_out, key=k_out)
+
+    def init_hidden(self) -> tuple[Float[Array, " hidden"], Float[Array, " hidden"]]:
+        zeros = jnp.zeros((self.hidden_size,), jnp.float32)
+        return zeros, zeros
+
+    def __call__(
+        self,
+        features: CoordinateFeatures,
+        hidden: tuple[Float[Array, " hidden"], Float[Array, " hidden"]],
+    ) -> tuple[CellOutput, tuple[Float[Array, " hidden"], Float[Array, " hidden"]]]:
+        h, c = hidden
+        gates = self.input_kernel @ features + self.recurrent_kernel @ h + self.bias
+        act = ACTIVATIONS[self.activation]
+        i, f, o = jax.nn.sigmoid(gates[0]), jax.nn.sigmoid(gates[1]), jax.nn.sigmoid(gates[3])
+        c = f * c + i * act(gates[2])
+        h = o * act(c)
+        return self.readout(h), (h, c)

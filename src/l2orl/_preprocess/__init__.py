@@ -1,0 +1,16 @@
+from ._adafactor import AdafacFeatures as AdafacFeatures, AdafacState as AdafacState
+from ._base import (
+    AbstractElementwisePreprocessor as AbstractElementwisePreprocessor,
+    AbstractPreprocessor as AbstractPreprocessor,
+)
+from ._concatenate import Concatenate as Concatenate
+from ._elementwise import (
+    Clip as Clip,
+    Identity as Identity,
+    ParamValue as ParamValue,
+    SignLog as SignLog,
+    Square as Square,
+)
+from ._momentum import Momentum as Momentum
+from ._normalize import RMSNormalize as RMSNormalize
+from ._time import TimeFeatures as TimeFeatures

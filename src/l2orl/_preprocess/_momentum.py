@@ -1,0 +1,41 @@
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._custom_types import Features, Params, Updates
+from ._base import AbstractPreprocessor
+
+
+class Momentum(AbstractPreprocessor):
+    """Exponential moving averages of the gradient at several decays (stateful).
+
+    `m_i ← β_i·m_i + (1-β_i)·g` for each decay `β_i`; the features are the updated `m_i`.
+    State leaves have shape `(*shape, len(decays))`, float32, zeros at init.
+
+    **Arguments:** `decays`, a tuple of floats in `[0, 1)`.
+    """
+
+    decays: tuple[float, ...] = (0.9, 0.99, 0.999)
+
+    def __check_init__(self):
+        if not self.decays or any(not 0.0 <= d < 1.0 for d in self.decays):
+            raise ValueError(f"Momentum decays must be non-empty and in [0, 1), got {self.decays}")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.decays)
+
+    def init(self, params: Params) -> Features:
+        return jax.tree.map(lambda p: jnp.zeros((*jnp.shape(p), self.n_features), jnp.float32), params)
+
+    def __call__(
+        self, grads: Updates, state: Features, params: Params | None
+    ) -> tuple[Features, Features]:
+        decays = jnp.asarray(self.decays, jnp.float32)
+
+        def ema(g: Float[Array, "*shape"], m: Float[Array, "*shape n"]) -> Float[Array, "*shape n"]:
+            return decays * m + (1.0 - decays) * g[..., None].astype(jnp.float32)
+
+        moments = jax.tree.map(ema, grads, state)
+        return moments, moments
+

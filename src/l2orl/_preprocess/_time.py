@@ -1,0 +1,42 @@
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Int
+
+from .._custom_types import Features, Params, Updates
+from ._base import AbstractPreprocessor
+
+_DEFAULT_TIMESCALES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 1e4, 3e4, 1e5)
+
+
+class TimeFeatures(AbstractPreprocessor):
+    """Training-progress features `tanh(t/τ - offset)` at several timescales `τ`.
+
+    `t` is this optimizer's own step count (0 on the first update), kept in the state as an
+    `int32` scalar, so every agent of a pipeline carries its own. The same features are
+    broadcast to every coordinate.
+
+    **Arguments:** `timescales` (default 1, 3, 10, …, 1e5: eleven values), `offset` (default 0;
+    STAR uses 1).
+    """
+
+    timescales: tuple[float, ...] = _DEFAULT_TIMESCALES
+    offset: float = 0.0
+
+    def __check_init__(self):
+        if not self.timescales or any(not tau > 0 for tau in self.timescales):
+            raise ValueError(f"TimeFeatures timescales must be positive, got {self.timescales}")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.timescales)
+
+    def init(self, params: Params) -> Int[Array, ""]:
+        return jnp.zeros((), jnp.int32)
+
+    def __call__(
+        self, grads: Updates, state: Int[Array, ""], params: Params | None
+    ) -> tuple[Features, Int[Array, ""]]:
+        t = state.astype(jnp.float32)
+        values = jnp.tanh(t / jnp.asarray(self.timescales, jnp.float32) - self.offset)
+        features = jax.tree.map(lambda g: jnp.broadcast_to(values, (*jnp.shape(g), len(values))), grads)
+        return features, state + 1
