@@ -51,10 +51,27 @@ def _encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
     raise TypeError(f"cannot checkpoint {where}: unsupported type {type(value).__name__}")
 
 
-def _module_class(name: str) -> type:
+def _classes_in(module: Any) -> dict[str, type]:
+    """The module classes in a tree, by their manifest names."""
+    found = {}
+    for node in jax.tree.leaves(module, is_leaf=lambda x: isinstance(x, eqx.Module)):
+        if isinstance(node, eqx.Module):
+            cls = type(node)
+            found[f"{cls.__module__}:{cls.__qualname__}"] = cls
+            for f in dataclasses.fields(node):
+                found.update(_classes_in(getattr(node, f.name)))
+    return found
+
+
+def _module_class(name: str, known: dict[str, type]) -> type:
+    if name in known:
+        return known[name]
     module_name, _, qualname = name.partition(":")
     if module_name.split(".")[0] != "l2orl":
-        raise CheckpointError(f"refusing to rebuild class {name!r}: only l2orl classes are allowed")
+        raise CheckpointError(
+            f"refusing to import class {name!r} named by the file: only l2orl classes are rebuilt "
+            "from a manifest; pass like=<a module of this structure> to load your own classes"
+        )
     try:
         cls = importlib.import_module(module_name)
         for part in qualname.split("."):
@@ -68,11 +85,11 @@ def _module_class(name: str) -> type:
     return cls
 
 
-def _decode(node: Any, arrays: dict[int, np.ndarray]) -> Any:
+def _decode(node: Any, arrays: dict[int, np.ndarray], known: dict[str, type]) -> Any:
     if not isinstance(node, dict):
         return node
     if "module" in node:
-        cls = _module_class(node["module"])
+        cls = _module_class(node["module"], known)
         expected = {f.name for f in dataclasses.fields(cls)}
         if set(node["fields"]) != expected:
             raise CheckpointError(
@@ -81,7 +98,7 @@ def _decode(node: Any, arrays: dict[int, np.ndarray]) -> Any:
             )
         obj = object.__new__(cls)
         for name, value in node["fields"].items():
-            object.__setattr__(obj, name, _decode(value, arrays))
+            object.__setattr__(obj, name, _decode(value, arrays, known))
         for base in reversed(cls.__mro__):
             if "__check_init__" in base.__dict__:
                 base.__dict__["__check_init__"](obj)
@@ -89,10 +106,10 @@ def _decode(node: Any, arrays: dict[int, np.ndarray]) -> Any:
     if "array" in node:
         return jnp.asarray(arrays[node["array"]])
     if "tuple" in node:
-        return tuple(_decode(v, arrays) for v in node["tuple"])
+        return tuple(_decode(v, arrays, known) for v in node["tuple"])
     if "list" in node:
-        return [_decode(v, arrays) for v in node["list"]]
-    return {k: _decode(v, arrays) for k, v in node["dict"].items()}
+        return [_decode(v, arrays, known) for v in node["list"]]
+    return {k: _decode(v, arrays, known) for k, v in node["dict"].items()}
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -120,9 +137,9 @@ def describe(module: eqx.Module) -> dict:
 def save(path: str | os.PathLike, module: eqx.Module, *, metadata: dict | None = None) -> Path:
     """Write `module` (its arrays and its tree) to `path`, atomically.
 
-    **Arguments:** `path` (conventionally `*.l2o`), `module` (any l2orl module whose fields are
-    arrays, numbers, strings, tuples, dicts or l2orl modules), `metadata` (a JSON-serialisable
-    dict stored in the manifest, e.g. training figures).
+    **Arguments:** `path` (conventionally `*.l2o`), `module` (any Equinox module whose fields
+    are arrays, numbers, strings, tuples, lists, dicts or such modules), `metadata` (a
+    JSON-serialisable dict stored in the manifest, e.g. training figures).
 
     **Returns:** the path written.
     """
@@ -164,7 +181,15 @@ def _read(path: Path) -> tuple[dict, list[bytes]]:
             manifest = json.loads(archive.read(_MANIFEST))
             n_arrays = len([n for n in archive.namelist() if n.startswith("arrays/")])
             blobs = [archive.read(f"arrays/{i:05d}.npy") for i in range(n_arrays)]
-    except (zipfile.BadZipFile, KeyError, EOFError, json.JSONDecodeError, zipfile.LargeZipFile) as error:
+    except zipfile.BadZipFile as error:
+        if "CRC" in str(error):
+            raise CheckpointError(
+                f"{path} failed its checksum: the file is corrupted ({error})"
+            ) from error
+        raise CheckpointError(
+            f"{path} is not a complete l2orl checkpoint (truncated or not a checkpoint): {error}"
+        ) from error
+    except (KeyError, EOFError, json.JSONDecodeError) as error:
         raise CheckpointError(
             f"{path} is not a complete l2orl checkpoint (truncated or not a checkpoint): {error}"
         ) from error
@@ -173,7 +198,8 @@ def _read(path: Path) -> tuple[dict, list[bytes]]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise CheckpointError(
-            f"{path} has checkpoint format {found!r}; this l2orl ({__version__}) reads format {FORMAT}"
+            f"{path} has checkpoint format {found!r}; "
+            f"this l2orl ({__version__}) reads format {FORMAT}"
         )
     if _checksum(manifest["tree"], blobs) != manifest["checksum"]:
         raise CheckpointError(f"{path} failed its checksum: the file is corrupted")
@@ -190,7 +216,8 @@ def load(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.Module:
 
     **Arguments:** `path`; `like`, optionally a module of the expected structure: if the file
     holds another structure (another class, field value or array shape), `CheckpointError`
-    names the first difference.
+    names the first difference. Without `like`, only l2orl's own classes are rebuilt; with it,
+    your own part classes are too.
 
     **Raises:** `CheckpointError` for a missing, truncated, corrupted or incompatible file.
     """
@@ -206,7 +233,7 @@ def load(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.Module:
             arrays[i] = np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
         except ValueError as error:
             raise CheckpointError(f"{path}: array {i} cannot be read: {error}") from error
-    return _decode(manifest["tree"], arrays)
+    return _decode(manifest["tree"], arrays, {} if like is None else _classes_in(like))
 
 
 def _first_difference(expected: Any, found: Any, where: str) -> str | None:
@@ -219,7 +246,9 @@ def _first_difference(expected: Any, found: Any, where: str) -> str | None:
         if expected.keys() != found.keys():
             return f"{where} is {_kind(found)} in the file, expected {_kind(expected)}"
         for key in expected:
-            diff = _first_difference(expected[key], found[key], where if key in _WRAPPERS else f"{where}.{key}")
+            diff = _first_difference(
+                expected[key], found[key], where if key in _WRAPPERS else f"{where}.{key}"
+            )
             if diff is not None:
                 return diff
         return None
@@ -231,7 +260,9 @@ def _first_difference(expected: Any, found: Any, where: str) -> str | None:
             if diff is not None:
                 return diff
         return None
-    return None if expected == found else f"{where} is {found!r} in the file, expected {expected!r}"
+    return (
+        None if expected == found else f"{where} is {found!r} in the file, expected {expected!r}"
+    )
 
 
 _WRAPPERS = ("module", "fields", "tuple", "list", "dict")

@@ -1,20 +1,21 @@
 """jaxtyping aliases shared across l2orl.
 
 Shapes are written for one parameter leaf: `"?*shape"` is that leaf's shape, which may differ
-from leaf to leaf of a pytree (the `?` lets it vary).
+from leaf to leaf of a pytree (the `?` lets it vary). Pytrees named `"T"` in one call must
+share one structure, and their leaves match leaf by leaf.
 """
 
 from typing import Any, TypeAlias
 
 from jaxtyping import Array, Float, Int, Key, PyTree
 
-Params: TypeAlias = PyTree[Float[Array, "?*shape"]]
+Params: TypeAlias = PyTree[Float[Array, "?*shape"], "T"]
 """Agent parameters: a pytree of floating-point arrays of any shape (0-d included)."""
 
-Updates: TypeAlias = PyTree[Float[Array, "?*shape"]]
+Updates: TypeAlias = PyTree[Float[Array, "?*shape"], "T"]
 """Gradients in, parameter updates out: same structure and shapes as `Params`."""
 
-Features: TypeAlias = PyTree[Float[Array, "?*shape n_features"]]
+Features: TypeAlias = PyTree[Float[Array, "?*shape n_features"], "T"]
 """Per-coordinate features: each leaf is its parameter leaf's shape plus a feature axis."""
 
 CoordinateFeatures: TypeAlias = Float[Array, " n_features"]

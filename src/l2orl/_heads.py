@@ -19,11 +19,11 @@ class AbstractHead(eqx.Module):
 
     @abc.abstractmethod
     def __call__(self, out: CellOutput, grad: Float[Array, ""]) -> Float[Array, ""]:
-        """**Arguments:** `out` of shape `(n_in,)` and the coordinate's gradient `grad` (scalar)."""
+        """**Arguments:** `out` of shape `(n_in,)`, the coordinate's gradient `grad` (scalar)."""
 
 
 class SignExpHead(AbstractHead):
-    """`sign(g)·exp(o)`: a learned positive magnitude in the gradient's direction (Optim4RL's m)."""
+    """`sign(g)·exp(o)`: a learned positive magnitude along the gradient (Optim4RL's m)."""
 
     @property
     def n_in(self) -> int:
@@ -79,7 +79,9 @@ class DirectionMagnitudeHead(AbstractHead):
 
     def __check_init__(self):
         if self.n_in < 2:
-            raise ValueError(f"DirectionMagnitudeHead reads (d, s): n_in must be ≥ 2, got {self.n_in}")
+            raise ValueError(
+                f"DirectionMagnitudeHead reads (d, s): n_in must be ≥ 2, got {self.n_in}"
+            )
 
     def __call__(self, out: Float[Array, " n_in"], grad: Float[Array, ""]) -> Float[Array, ""]:
         return out[0] * jnp.exp(self.exp_mult * out[1])

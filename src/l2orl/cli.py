@@ -35,9 +35,13 @@ def _not_yet(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="l2orl", description="Learning to optimize for RL.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("presets", help="list the preset learned optimizers").set_defaults(run=_presets)
+    commands.add_parser("presets", help="list the preset learned optimizers").set_defaults(
+        run=_presets
+    )
     for name, help_text in _PLANNED.items():
-        commands.add_parser(name, help=f"{help_text} (not yet available)").set_defaults(run=_not_yet)
+        commands.add_parser(name, help=f"{help_text} (not yet available)").set_defaults(
+            run=_not_yet
+        )
     args = parser.parse_args(argv)
     return args.run(args)
 

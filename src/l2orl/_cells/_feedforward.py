@@ -53,13 +53,17 @@ class MLPCell(AbstractStatelessCell):
         *,
         key: PRNGKey,
     ):
-        _check_sizes(n_features=n_features, n_out=n_out, **{f"widths[{i}]": w for i, w in enumerate(widths)})
+        _check_sizes(
+            n_features=n_features, n_out=n_out, **{f"widths[{i}]": w for i, w in enumerate(widths)}
+        )
         check_activation(activation)
         self.n_features, self.n_out = n_features, n_out
         self.widths, self.activation = tuple(widths), activation
         sizes = (n_features, *widths, n_out)
         keys = jax.random.split(key, len(sizes) - 1)
-        self.layers = tuple(Linear(i, o, key=k) for i, o, k in zip(sizes[:-1], sizes[1:], keys, strict=True))
+        self.layers = tuple(
+            Linear(i, o, key=k) for i, o, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
 
     def forward(self, features: CoordinateFeatures) -> CellOutput:
         act = ACTIVATIONS[self.activation]

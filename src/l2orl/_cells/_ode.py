@@ -60,7 +60,11 @@ class ODECell(AbstractCell):
         key: PRNGKey,
     ):
         _check_sizes(
-            n_features=n_features, hidden_size=hidden_size, n_out=n_out, width=width, n_steps=n_steps
+            n_features=n_features,
+            hidden_size=hidden_size,
+            n_out=n_out,
+            width=width,
+            n_steps=n_steps,
         )
         check_activation(activation)
         if solver not in SOLVERS:

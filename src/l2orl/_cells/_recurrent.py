@@ -54,7 +54,10 @@ class GRUCell(AbstractCell):
         self.n_features, self.hidden_size, self.n_out = n_features, hidden_size, n_out
         self.activation = activation
         self.input_kernel = jnp.stack(
-            [lecun_normal(k, (hidden_size, n_features), n_features) for k in jax.random.split(k_in, 3)]
+            [
+                lecun_normal(k, (hidden_size, n_features), n_features)
+                for k in jax.random.split(k_in, 3)
+            ]
         )
         self.input_bias = jnp.zeros((3, hidden_size), jnp.float32)
         self.recurrent_kernel = _recurrent_kernels(k_rec, 3, hidden_size)
@@ -111,7 +114,10 @@ class LSTMCell(AbstractCell):
         self.n_features, self.hidden_size, self.n_out = n_features, hidden_size, n_out
         self.activation = activation
         self.input_kernel = jnp.stack(
-            [lecun_normal(k, (hidden_size, n_features), n_features) for k in jax.random.split(k_in, 4)]
+            [
+                lecun_normal(k, (hidden_size, n_features), n_features)
+                for k in jax.random.split(k_in, 4)
+            ]
         )
         self.recurrent_kernel = _recurrent_kernels(k_rec, 4, hidden_size)
         self.bias = jnp.zeros((4, hidden_size), jnp.float32)

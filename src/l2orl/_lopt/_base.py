@@ -52,7 +52,7 @@ class AbstractLearnedOptimizer(eqx.Module):
 
     @abc.abstractmethod
     def init(self, params: Params) -> PyTree:
-        """The optimizer state for `params` (hidden states zeros, step count 0)."""
+        """The optimizer state for `params`: hidden states zeros, accumulators and counts reset."""
 
     @abc.abstractmethod
     def update(

@@ -1,7 +1,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, PyTree
 
 from .._cells import AbstractCell
 from .._custom_types import Params, PreprocessorState, Updates
@@ -50,14 +50,16 @@ class Branch(eqx.Module):
     def init(self, params: Params) -> BranchState:
         template = self.cell.init_hidden()
         hidden = jax.tree.map(
-            lambda p: jax.tree.map(lambda h: jnp.broadcast_to(h, (*jnp.shape(p), *h.shape)), template),
+            lambda p: jax.tree.map(
+                lambda h: jnp.broadcast_to(h, (*jnp.shape(p), *h.shape)), template
+            ),
             params,
         )
         return BranchState(self.preprocessor.init(params), hidden)
 
     def __call__(
         self, grads: Updates, state: BranchState, params: Params | None
-    ) -> tuple[PyTree[Float[Array, "?*shape"]], BranchState]:
+    ) -> tuple[Updates, BranchState]:
         """**Returns:** the head's value for every coordinate (float32, leaves shaped like
         `grads`) and the new state."""
         features, pre_state = self.preprocessor(grads, state.preprocessor, params)
@@ -74,7 +76,8 @@ class Branch(eqx.Module):
              zip(treedef.flatten_up_to(features), leaves, strict=True)]
         ).astype(jnp.float32)  # fmt: skip
         flat_hidden = template_def.unflatten([
-            jnp.concatenate([h[j].reshape(g.size, *t.shape) for h, g in zip(hidden_leaves, leaves, strict=True)])
+            jnp.concatenate([h[j].reshape(g.size, *t.shape)
+                             for h, g in zip(hidden_leaves, leaves, strict=True)])
             for j, t in enumerate(template)
         ])  # fmt: skip
         out, flat_hidden = jax.vmap(self.cell)(flat_features, flat_hidden)
@@ -85,7 +88,8 @@ class Branch(eqx.Module):
             lo, hi = offsets[i], offsets[i + 1]
             directions.append(flat_dirs[lo:hi].reshape(g.shape))
             hidden.append(template_def.unflatten(
-                [h[lo:hi].reshape(*g.shape, *t.shape) for h, t in zip(flat_hidden, template, strict=True)]
+                [h[lo:hi].reshape(*g.shape, *t.shape)
+                 for h, t in zip(flat_hidden, template, strict=True)]
             ))  # fmt: skip
         return treedef.unflatten(directions), BranchState(pre_state, treedef.unflatten(hidden))
 
@@ -106,6 +110,7 @@ def _matching_hidden(treedef, leaves, hidden, template_def, template) -> list[li
             if h.shape != (*g.shape, *t.shape):
                 raise ValueError(
                     f"gradient leaf {jax.tree_util.keystr(path_leaf[0]) or '<root>'} has shape "
-                    f"{g.shape} but the optimizer state was made for shape {h.shape[: h.ndim - t.ndim]}"
+                    f"{g.shape} but the optimizer state was made for shape "
+                    f"{h.shape[: h.ndim - t.ndim]}"
                 )
     return per_leaf

@@ -3,7 +3,6 @@ from typing import Any
 import equinox as eqx
 import jax
 
-
 from .._custom_types import Params, Updates
 from ._base import AbstractLearnedOptimizer, check_params, check_positive, prepare_inputs
 from ._branch import Branch, BranchState
@@ -56,5 +55,3 @@ class MomentRatioOptimizer(AbstractLearnedOptimizer):
             m, v, updates,
         )  # fmt: skip
         return new, MomentRatioState(m_state, v_state)
-
-

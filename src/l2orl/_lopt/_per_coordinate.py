@@ -54,4 +54,6 @@ class PerCoordinateOptimizer(AbstractLearnedOptimizer):
     ) -> tuple[Updates, BranchState]:
         grads, params = prepare_inputs(updates, params, self.stop_gradient_inputs)
         directions, state = self.branch(grads, state, params)
-        return jax.tree.map(lambda d, u: (-self.step_size * d).astype(u.dtype), directions, updates), state
+        return jax.tree.map(
+            lambda d, u: (-self.step_size * d).astype(u.dtype), directions, updates
+        ), state

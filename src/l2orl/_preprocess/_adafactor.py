@@ -36,7 +36,7 @@ class AdafacState(eqx.Module):
 
 
 class AdafacFeatures(AbstractPreprocessor):
-    """STAR's accumulator features (learned_optimization's Adafactor-MLP inputs), 26 per coordinate.
+    """STAR's accumulator features (learned_optimization's Adafactor-MLP inputs), 26 in all.
 
     With momenta `m_i` (decays `momentum_decays`), `rms` (decay `rms_decay`) and Adafactor
     accumulators (decays `adafactor_decays`) over `g² + 1e-30`, the features are, in order:
@@ -90,12 +90,17 @@ class AdafacFeatures(AbstractPreprocessor):
             dims = _factored_dims(shape)
             zeros = lambda s: jnp.zeros(s, jnp.float32)  # noqa: E731
             if dims is None:
-                return AdafacState(zeros((*shape, n_m)), zeros((*shape, 1)), zeros((*shape, n_f)), None)
+                return AdafacState(
+                    zeros((*shape, n_m)), zeros((*shape, 1)), zeros((*shape, n_f)), None
+                )
             d1, d0 = dims
             row_shape = tuple(n for i, n in enumerate(shape) if i != d0)
             col_shape = tuple(n for i, n in enumerate(shape) if i != d1)
             return AdafacState(
-                zeros((*shape, n_m)), zeros((*shape, 1)), zeros((*row_shape, n_f)), zeros((*col_shape, n_f))
+                zeros((*shape, n_m)),
+                zeros((*shape, 1)),
+                zeros((*row_shape, n_f)),
+                zeros((*col_shape, n_f)),
             )
 
         return jax.tree.map(leaf_state, params)
@@ -107,7 +112,9 @@ class AdafacFeatures(AbstractPreprocessor):
         beta_r = _learned_decay((self.rms_decay,), self.rms_offset)
         beta_f = _learned_decay(self.adafactor_decays, self.adafactor_offset)
 
-        def leaf(g: Float[Array, "*shape"], s: AdafacState) -> tuple[Float[Array, "*shape n"], AdafacState]:
+        def leaf(
+            g: Float[Array, "*shape"], s: AdafacState
+        ) -> tuple[Float[Array, "*shape n"], AdafacState]:
             g = g.astype(jnp.float32)[..., None]
             g2 = jnp.square(g) + 1e-30
             m = beta_m * s.momentum + (1.0 - beta_m) * g
@@ -126,7 +133,9 @@ class AdafacFeatures(AbstractPreprocessor):
                 v_col = beta_f * s.col + (1.0 - beta_f) * jnp.mean(g2, axis=d1)
                 reduced_d1 = d1 - 1 if d1 > d0 else d1
                 row_mean = jnp.mean(v_row, axis=reduced_d1, keepdims=True)
-                row_factor = jnp.expand_dims(jax.lax.rsqrt(jnp.maximum(v_row / (row_mean + 1e-9), 1e-9)), d0)
+                row_factor = jnp.expand_dims(
+                    jax.lax.rsqrt(jnp.maximum(v_row / (row_mean + 1e-9), 1e-9)), d0
+                )
                 col_factor = jnp.expand_dims(jax.lax.rsqrt(jnp.maximum(v_col, 1e-9)), d1)
                 row = jnp.broadcast_to(jnp.expand_dims(v_row, d0), m.shape)
                 col = jnp.broadcast_to(jnp.expand_dims(v_col, d1), m.shape)

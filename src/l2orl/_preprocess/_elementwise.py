@@ -1,4 +1,3 @@
-import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -38,6 +37,7 @@ class Clip(AbstractElementwisePreprocessor):
     """
 
     bound: float
+
     @property
     def n_features(self) -> int:
         return 1
@@ -65,6 +65,7 @@ class SignLog(AbstractElementwisePreprocessor):
 
     p: float = 10.0
     eps: float = 1e-8
+
     @property
     def n_features(self) -> int:
         return 2

@@ -12,7 +12,7 @@ class Momentum(AbstractPreprocessor):
     `m_i ← β_i·m_i + (1-β_i)·g` for each decay `β_i`; the features are the updated `m_i`.
     State leaves have shape `(*shape, len(decays))`, float32, zeros at init.
 
-    **Arguments:** `decays`, a tuple of floats in `[0, 1)`.
+    **Arguments:** `decays`, a tuple of floats in `[0, 1)` (default `(0.9, 0.99, 0.999)`).
     """
 
     decays: tuple[float, ...] = (0.9, 0.99, 0.999)
@@ -26,16 +26,19 @@ class Momentum(AbstractPreprocessor):
         return len(self.decays)
 
     def init(self, params: Params) -> Features:
-        return jax.tree.map(lambda p: jnp.zeros((*jnp.shape(p), self.n_features), jnp.float32), params)
+        return jax.tree.map(
+            lambda p: jnp.zeros((*jnp.shape(p), self.n_features), jnp.float32), params
+        )
 
     def __call__(
         self, grads: Updates, state: Features, params: Params | None
     ) -> tuple[Features, Features]:
         decays = jnp.asarray(self.decays, jnp.float32)
 
-        def ema(g: Float[Array, "*shape"], m: Float[Array, "*shape n"]) -> Float[Array, "*shape n"]:
+        def ema(
+            g: Float[Array, "*shape"], m: Float[Array, "*shape n"]
+        ) -> Float[Array, "*shape n"]:
             return decays * m + (1.0 - decays) * g[..., None].astype(jnp.float32)
 
         moments = jax.tree.map(ema, grads, state)
         return moments, moments
-

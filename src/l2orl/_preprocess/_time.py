@@ -38,5 +38,7 @@ class TimeFeatures(AbstractPreprocessor):
     ) -> tuple[Features, Int[Array, ""]]:
         t = state.astype(jnp.float32)
         values = jnp.tanh(t / jnp.asarray(self.timescales, jnp.float32) - self.offset)
-        features = jax.tree.map(lambda g: jnp.broadcast_to(values, (*jnp.shape(g), len(values))), grads)
+        features = jax.tree.map(
+            lambda g: jnp.broadcast_to(values, (*jnp.shape(g), len(values))), grads
+        )
         return features, state + 1

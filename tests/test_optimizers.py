@@ -1,0 +1,284 @@
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import l2orl
+from helpers import OPTIMIZER_IDS, OPTIMIZERS, grads_like, params_tree
+
+optimizers = pytest.mark.parametrize("opt", OPTIMIZERS, ids=OPTIMIZER_IDS)
+
+
+def _shapes_dtypes(tree):
+    return jax.tree.map(lambda x: (jnp.shape(x), jnp.result_type(x)), tree)
+
+
+def test_preset_meta_parameter_counts():
+    assert l2orl.Optim4RL().n_meta_parameters == 514
+    assert l2orl.L2LGD2().n_meta_parameters == 281
+    assert l2orl.LinearOptim().n_meta_parameters == 275
+    assert l2orl.STAR().n_meta_parameters == 207  # MLP 39→4→4→4 (200) + 7 decay offsets
+
+
+@optimizers
+def test_update_shapes_dtypes_and_finite(opt):
+    params = params_tree()
+    tx = opt.as_optax()
+    state = tx.init(params)
+    grads = grads_like(params)
+    updates, new_state = eqx.filter_jit(tx.update)(grads, state, params)
+    assert jax.tree.structure(updates) == jax.tree.structure(params)
+    assert _shapes_dtypes(updates) == _shapes_dtypes(params)
+    assert jax.tree.all(jax.tree.map(lambda u: jnp.all(jnp.isfinite(u)), updates))
+    assert _shapes_dtypes(new_state) == _shapes_dtypes(state)
+
+
+@optimizers
+def test_hidden_state_follows_the_parameter_pytree(opt):
+    params = params_tree()
+    state = opt.init(params)
+    branches = [state] if isinstance(state, l2orl.BranchState) else [state.m, state.v]
+    for branch_state in branches:
+        hidden = jax.tree.structure(params).flatten_up_to(branch_state.hidden)
+        for h, p in zip(hidden, jax.tree.leaves(params), strict=True):
+            for leaf in jax.tree.leaves(h):
+                assert leaf.shape[: p.ndim] == p.shape  # 0-d leaves included
+                assert not jnp.any(leaf)  # zeros at init
+
+
+@optimizers
+def test_chain_with_clip_and_extra_args_ignored(opt):
+    params = params_tree()
+    grads = jax.tree.map(lambda g: 30.0 * g, grads_like(params))
+    tx = optax.chain(optax.clip(0.01), opt.as_optax())
+    state = tx.init(params)
+    updates, _ = eqx.filter_jit(
+        lambda t, g, s, p: t.update(g, s, p, loss=jnp.ones(()), foo="bar")
+    )(tx, grads, state, params)
+    # Clipping before the optimizer equals feeding it clipped gradients.
+    clipped = jax.tree.map(lambda g: jnp.clip(g, -0.01, 0.01), grads)
+    direct, _ = opt.update(clipped, opt.init(params), params)
+    assert jax.tree.all(
+        jax.tree.map(lambda a, b: np.allclose(a, b, rtol=1e-5, atol=1e-9), updates, direct)
+    )
+
+
+@optimizers
+def test_multisteps_accumulates(opt):
+    params = params_tree()
+    tx = optax.MultiSteps(opt.as_optax(), every_k_schedule=2)
+    state = tx.init(params)
+    step = eqx.filter_jit(lambda t, g, s, p: t.update(g, s, p))
+    grads = grads_like(params)
+    first, state = step(tx, grads, state, params)
+    assert all(jnp.all(u == 0) for u in jax.tree.leaves(first))
+    second, state = step(tx, grads, state, params)
+    direct, _ = opt.update(grads, opt.init(params), params)
+    assert jax.tree.all(
+        jax.tree.map(lambda a, b: np.allclose(a, b, rtol=1e-5, atol=1e-9), second, direct)
+    )
+
+
+@optimizers
+def test_state_is_stable_under_cond_inside_jit(opt):
+    params = params_tree()
+    tx = opt.as_optax()
+    grads = grads_like(params)
+
+    @eqx.filter_jit
+    def maybe_update(t, state, flag):
+        return jax.lax.cond(flag, lambda s: t.update(grads, s, params)[1], lambda s: s, state)
+
+    state = tx.init(params)
+    stepped = maybe_update(tx, state, jnp.asarray(True))
+    kept = maybe_update(tx, stepped, jnp.asarray(False))
+    assert _shapes_dtypes(kept) == _shapes_dtypes(state)
+    assert eqx.tree_equal(kept, stepped)
+
+
+@optimizers
+def test_dtype_preserved(opt):
+    params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params_tree())
+    grads = jax.tree.map(lambda g: g.astype(jnp.bfloat16), grads_like(params_tree()))
+    updates, _ = opt.update(grads, opt.init(params), params)
+    assert all(u.dtype == jnp.bfloat16 for u in jax.tree.leaves(updates))
+    new_params = optax.apply_updates(params, updates)
+    assert all(p.dtype == jnp.bfloat16 for p in jax.tree.leaves(new_params))
+
+
+@optimizers
+def test_no_retrace_when_meta_parameters_change(opt):
+    params = params_tree()
+    grads = grads_like(params)
+    traces = []
+
+    @eqx.filter_jit
+    def step(o, g, s, p):
+        traces.append(1)
+        return o.update(g, s, p)
+
+    state = opt.init(params)
+    step(opt, grads, state, params)
+    perturbed = jax.tree.map(lambda x: x + 0.01 if eqx.is_inexact_array(x) else x, opt)
+    step(perturbed, grads, state, params)
+    assert len(traces) == 1
+
+
+def test_optim4rl_at_init_is_sign_descent():
+    params = {"w": jnp.zeros((64, 32)), "b": jnp.zeros((32,))}
+    grads = grads_like(params)
+    grads = jax.tree.map(lambda g: 5.0 * g, grads)  # gradients spread over the clip range ±1
+    alpha = 1e-3
+    opt = l2orl.Optim4RL(step_size=alpha)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    for u, g in zip(jax.tree.leaves(updates), jax.tree.leaves(grads), strict=True):
+        np.testing.assert_array_equal(jnp.sign(u), -jnp.sign(g))
+        # The magnitude is α·exp(o1 - o2/2) with o1, o2 near 0: within a factor e of α, and
+        # α on average in log space (the reference saw 0.76α to 2.5α).
+        ratio = jnp.log(jnp.abs(u) / alpha)
+        assert jnp.max(jnp.abs(ratio)) < 1.0
+        assert abs(float(jnp.mean(ratio))) < 0.5
+
+
+def test_moment_ratio_equation():
+    opt = l2orl.Optim4RL(step_size=0.1, eps=1e-3)
+    params = {"x": jnp.zeros((6,))}
+    grads = {"x": jnp.asarray([-0.5, -0.1, 0.01, 0.2, 0.4, 0.9])}
+    updates, _ = opt.update(grads, opt.init(params), params)
+    state = opt.init(params)
+    m, _ = opt.m_branch(grads, state.m, params)
+    v, _ = opt.v_branch(grads, state.v, params)
+    np.testing.assert_allclose(updates["x"], -0.1 * m["x"] / np.sqrt(v["x"] + 1e-3), rtol=1e-5)
+
+
+def test_meta_gradient_flows_through_as_optax_in_scan():
+    """TBPTT through K inner steps: eqx.filter_grad matches a central finite difference."""
+    target = jnp.asarray([1.0, -2.0, 0.5, 3.0])
+
+    def meta_loss(opt):
+        tx = opt.as_optax()
+        params = {"x": jnp.zeros(4)}
+
+        def inner(carry, _):
+            params, state = carry
+            grads = jax.grad(lambda p: jnp.sum((p["x"] - target) ** 2))(params)
+            updates, state = tx.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        (params, _), _ = jax.lax.scan(inner, (params, tx.init(params)), length=5)
+        return jnp.sum((params["x"] - target) ** 2)
+
+    opt = l2orl.Optim4RL(step_size=0.2)
+    grads = eqx.filter_grad(meta_loss)(opt)
+    leaf = grads.m_branch.cell.readout.bias
+    assert jnp.all(jnp.isfinite(leaf)) and jnp.abs(leaf[0]) > 0
+    eps = 1e-2
+
+    def shift(d):
+        return eqx.tree_at(
+            lambda o: o.m_branch.cell.readout.bias, opt, opt.m_branch.cell.readout.bias + d
+        )
+
+    numeric = (meta_loss(shift(eps)) - meta_loss(shift(-eps))) / (2 * eps)
+    np.testing.assert_allclose(leaf[0], numeric, rtol=2e-2)
+    # Every meta-parameter of both branches receives gradient.
+    assert all(jnp.any(g != 0) for g in jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array)))
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_stop_gradient_inputs(stop):
+    opt = l2orl.L2LGD2(step_size=0.1, stop_gradient_inputs=stop)
+    params = {"x": jnp.ones(3)}
+    state = opt.init(params)
+    grad_of_input = jax.grad(lambda g: jnp.sum(opt.update({"x": g}, state, params)[0]["x"]))(
+        jnp.asarray([0.1, -0.2, 0.3])
+    )
+    assert bool(jnp.all(grad_of_input == 0)) is stop
+
+
+def test_star_includes_the_nominal_adam_term():
+    params = {"w": jnp.ones((4, 3)), "b": jnp.ones((3,))}
+    grads = grads_like(params)
+    base = l2orl.STAR(nominal_step_size=0.0)
+    with_nominal = l2orl.STAR(nominal_step_size=1e-3)
+    u0, _ = base.update(grads, base.init(params), params)
+    u1, state = with_nominal.update(grads, with_nominal.init(params), params)
+    nominal = with_nominal.accumulators.nominal_direction(state.preprocessor[0][2])
+    for a, b, n in zip(
+        jax.tree.leaves(u0), jax.tree.leaves(u1), jax.tree.leaves(nominal), strict=True
+    ):
+        np.testing.assert_allclose(b - a, -1e-3 * np.exp(0.001) * n, rtol=1e-4, atol=1e-9)
+
+
+def test_optimizer_trains_a_toy_problem_through_optax():
+    """Untrained Optim4RL steps along -sign(g): far from the optimum every step goes downhill."""
+    tx = optax.chain(optax.clip(1.0), l2orl.Optim4RL(step_size=0.05).as_optax())
+    params = {"x": jnp.full((8,), 2.0)}
+    loss = lambda p: jnp.sum(p["x"] ** 2)  # noqa: E731
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    state = tx.init(params)
+    losses = [loss(params)]
+    for _ in range(30):
+        params, state = step(params, state)
+        losses.append(loss(params))
+    assert all(b < a for a, b in itertools.pairwise(losses))
+
+
+def test_integer_params_raise():
+    # Without the test suite's jaxtyping hook, l2orl's own check names the leaf and its dtype.
+    with pytest.raises(TypeError, match=r"(?s)steps.*(int32|i32)"):
+        l2orl.Optim4RL().init({"w": jnp.ones(3), "steps": jnp.zeros((), jnp.int32)})
+
+
+def test_mismatched_pytrees_raise():
+    opt = l2orl.LinearOptim()
+    state = opt.init({"w": jnp.ones((3, 2)), "b": jnp.ones(2)})
+    with pytest.raises(ValueError, match="do not match the optimizer state"):
+        opt.update({"w": jnp.ones((3, 2))}, state)
+    with pytest.raises(
+        ValueError,
+        match=r"\['w'\] has shape \(2, 3\) but the optimizer state was made for shape \(3, 2\)",
+    ):
+        opt.update({"w": jnp.ones((2, 3)), "b": jnp.ones(2)}, state)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: l2orl.Optim4RL(step_size=-1e-3),
+        lambda: l2orl.L2LGD2(step_size=0.0),
+        lambda: l2orl.STAR(step_size=-1.0),
+        lambda: l2orl.Optim4RL(eps=0.0),
+    ],
+)
+def test_non_positive_step_sizes_raise(make):
+    with pytest.raises(ValueError, match="must be a positive finite number"):
+        make()
+
+
+def test_preprocessor_cell_mismatch_raises():
+    with pytest.raises(
+        ValueError, match="gives 2 features but the cell GRUCell expects n_features=1"
+    ):
+        l2orl.PerCoordinateOptimizer(
+            l2orl.SignLog(), l2orl.GRUCell(1, key=jax.random.key(0)), l2orl.ExpScaleHead()
+        )
+    with pytest.raises(ValueError, match="n_out=1 outputs but the head GainBiasHead reads n_in=3"):
+        l2orl.Branch(
+            l2orl.Identity(), l2orl.GRUCell(1, key=jax.random.key(0)), l2orl.GainBiasHead()
+        )
+
+
+def test_param_features_need_params():
+    with pytest.raises(ValueError, match="reads the parameter values"):
+        opt = l2orl.STAR()
+        opt.update({"x": jnp.ones(2)}, opt.init({"x": jnp.ones(2)}))

@@ -1,0 +1,124 @@
+import ast
+import collections
+import importlib
+import inspect
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import pytest
+
+import l2orl
+from l2orl import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _public_names() -> set[str]:
+    tree = ast.parse((ROOT / "src/l2orl/__init__.py").read_text())
+    return {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    } - {"__version__"}
+
+
+def _l2orl_modules() -> list[type]:
+    for info in pkgutil.walk_packages(l2orl.__path__, "l2orl."):
+        importlib.import_module(info.name)
+    classes = set()
+    todo = [eqx.Module]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("l2orl."):
+                classes.add(sub)
+    return sorted(classes, key=lambda c: c.__qualname__)
+
+
+MODULE_CLASSES = _l2orl_modules()
+
+
+@pytest.mark.parametrize("cls", MODULE_CLASSES, ids=lambda c: c.__qualname__)
+def test_abstract_or_final(cls):
+    """Abstract classes are named Abstract* and have abstract members; others are final."""
+    abstract_members = set(cls.__abstractmethods__) | set(getattr(cls, "__abstractvars__", ()))
+    l2orl_subclasses = [s for s in cls.__subclasses__() if s.__module__.startswith("l2orl.")]
+    if cls.__name__.startswith("Abstract"):
+        assert abstract_members, f"{cls.__name__} is named Abstract but has no abstract members"
+        # A concrete method of an abstract class is never overridden.
+        concrete = {n for n, v in vars(cls).items() if callable(v) and not n.startswith("__")
+                    and not getattr(v, "__isabstractmethod__", False)}  # fmt: skip
+        concrete |= (
+            {"__call__"}
+            if "__call__" in vars(cls) and "__call__" not in cls.__abstractmethods__
+            else set()
+        )
+        for sub in l2orl_subclasses:
+            overridden = concrete & set(vars(sub))
+            assert not overridden, (
+                f"{sub.__name__} overrides concrete {overridden} of {cls.__name__}"
+            )
+    else:
+        assert not inspect.isabstract(cls) and not abstract_members, f"{cls.__name__} is not final"
+        assert not l2orl_subclasses, (
+            f"final class {cls.__name__} is subclassed by {l2orl_subclasses}"
+        )
+
+
+def test_import_does_not_load_brax_or_gymnax():
+    code = "import sys, l2orl; print(sorted(m for m in ('brax', 'gymnax') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_public_name_has_one_docs_entry():
+    blocks = collections.Counter(
+        match.group(1)
+        for page in sorted((ROOT / "docs/api").glob("*.md"))
+        for match in re.finditer(r"^:::\s+l2orl\.([\w.]+)\s*$", page.read_text(), re.M)
+    )
+    public = _public_names()
+    assert sorted(public - set(blocks)) == []
+    assert sorted(n for n, c in blocks.items() if c > 1) == []
+    assert sorted(n for n in blocks if n not in public) == []
+
+
+def test_every_public_name_is_tested():
+    test_text = "\n".join(
+        p.read_text() for p in (ROOT / "tests").glob("*.py") if p.name != "test_package.py"
+    )
+    untested = sorted(n for n in _public_names() if not re.search(rf"\bl2orl\.{n}\b", test_text))
+    assert untested == []
+
+
+def test_cli_presets(capsys):
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name, count in [("Optim4RL", 514), ("L2LGD2", 281), ("LinearOptim", 275), ("STAR", 207)]:
+        assert re.search(rf"^{name}\s+\w+\s+{count}$", out, re.M)
+
+
+@pytest.mark.parametrize("command", ["meta-train", "evaluate", "plot"])
+def test_cli_planned_commands_say_so(capsys, command):
+    assert cli.main([command]) == 0
+    assert "not yet available" in capsys.readouterr().out
+
+
+def test_cli_unknown_command_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["meta-trian"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'meta-trian'" in capsys.readouterr().err
+
+
+def test_readme_example_runs():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "README.md has no python example"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
