@@ -282,3 +282,20 @@ def test_param_features_need_params():
     with pytest.raises(ValueError, match="reads the parameter values"):
         opt = l2orl.STAR()
         opt.update({"x": jnp.ones(2)}, opt.init({"x": jnp.ones(2)}))
+
+
+@optimizers
+def test_vmap_over_agents(opt):
+    """Several agents, each with its own parameters and optimizer state, in one vmapped update."""
+    params = params_tree()
+    batch = jax.tree.map(lambda p: jnp.stack([p, p + 1.0, -p]), params)
+    grads = jax.tree.map(lambda g: jnp.stack([g, 2 * g, -g]), grads_like(params))
+    states = jax.vmap(opt.init)(batch)
+    updates, _ = eqx.filter_jit(lambda o, g, s, p: jax.vmap(o.update)(g, s, p))(
+        opt, grads, states, batch
+    )
+    single, _ = opt.update(
+        jax.tree.map(lambda g: g[1], grads), opt.init(params), jax.tree.map(lambda p: p[1], batch)
+    )
+    for ub, us in zip(jax.tree.leaves(updates), jax.tree.leaves(single), strict=True):
+        np.testing.assert_allclose(ub[1], us, rtol=1e-5, atol=1e-9)
