@@ -74,8 +74,8 @@ class DirectionMagnitudeHead(AbstractHead):
     **Arguments:** `exp_mult` `λ` (default 0.001), `n_in` (default 2; at least 2).
     """
 
-    exp_mult: float = 0.001
-    n_in: int = 2
+    exp_mult: float = eqx.field(static=True, default=0.001)
+    n_in: int = eqx.field(static=True, default=2)
 
     def __check_init__(self):
         if self.n_in < 2:

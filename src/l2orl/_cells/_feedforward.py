@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 
 from .._activations import ACTIVATIONS, check_activation
@@ -18,8 +19,8 @@ class LinearCell(AbstractStatelessCell):
     **Arguments:** `n_features`, `n_out` (default 1), `key`.
     """
 
-    n_features: int
-    n_out: int
+    n_features: int = eqx.field(static=True)
+    n_out: int = eqx.field(static=True)
     linear: Linear
 
     def __init__(self, n_features: int, n_out: int = 1, *, key: PRNGKey):
@@ -38,10 +39,10 @@ class MLPCell(AbstractStatelessCell):
     `activation` (a name, default `"relu"`), `key`.
     """
 
-    n_features: int
-    n_out: int
-    widths: tuple[int, ...]
-    activation: str
+    n_features: int = eqx.field(static=True)
+    n_out: int = eqx.field(static=True)
+    widths: tuple[int, ...] = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
     layers: tuple[Linear, ...]
 
     def __init__(

@@ -1,4 +1,5 @@
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -36,13 +37,13 @@ class ODECell(AbstractCell):
     `"tanh"`), `key`.
     """
 
-    n_features: int
-    n_out: int
-    hidden_size: int
-    width: int
-    n_steps: int
-    solver: str
-    activation: str
+    n_features: int = eqx.field(static=True)
+    n_out: int = eqx.field(static=True)
+    hidden_size: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    n_steps: int = eqx.field(static=True)
+    solver: str = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
     field_in: Linear
     field_out: Linear
     readout: Linear

@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -29,10 +30,10 @@ class GRUCell(AbstractCell):
     (default `"tanh"`), `key`.
     """
 
-    n_features: int
-    n_out: int
-    hidden_size: int
-    activation: str
+    n_features: int = eqx.field(static=True)
+    n_out: int = eqx.field(static=True)
+    hidden_size: int = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
     input_kernel: Float[Array, "3 hidden n_features"]
     input_bias: Float[Array, "3 hidden"]
     recurrent_kernel: Float[Array, "3 hidden hidden"]
@@ -90,10 +91,10 @@ class LSTMCell(AbstractCell):
     (default `"tanh"`), `key`.
     """
 
-    n_features: int
-    n_out: int
-    hidden_size: int
-    activation: str
+    n_features: int = eqx.field(static=True)
+    n_out: int = eqx.field(static=True)
+    hidden_size: int = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
     input_kernel: Float[Array, "4 hidden n_features"]
     recurrent_kernel: Float[Array, "4 hidden hidden"]
     bias: Float[Array, "4 hidden"]

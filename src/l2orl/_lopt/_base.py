@@ -14,7 +14,11 @@ from .._custom_types import Params, Updates
 def check_params(params: Params) -> None:
     """Raise a `TypeError` naming the first leaf that is not a floating-point array."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        if not eqx.is_inexact_array_like(leaf):
+        try:
+            inexact = jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+        except TypeError:  # not an array or number at all
+            inexact = False
+        if not inexact:
             dtype = getattr(leaf, "dtype", type(leaf).__name__)
             raise TypeError(
                 f"learned optimizers update floating-point parameters only; leaf "

@@ -28,9 +28,9 @@ class MomentRatioOptimizer(AbstractLearnedOptimizer):
 
     m_branch: Branch
     v_branch: Branch
-    step_size: float = 1e-3
-    eps: float = 1e-8
-    stop_gradient_inputs: bool = True
+    step_size: float = eqx.field(static=True, default=1e-3)
+    eps: float = eqx.field(static=True, default=1e-8)
+    stop_gradient_inputs: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         check_positive("step_size", self.step_size)

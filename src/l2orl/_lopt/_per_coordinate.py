@@ -1,5 +1,6 @@
 from typing import Any
 
+import equinox as eqx
 import jax
 
 from .._cells import AbstractCell
@@ -22,8 +23,8 @@ class PerCoordinateOptimizer(AbstractLearnedOptimizer):
     """
 
     branch: Branch
-    step_size: float
-    stop_gradient_inputs: bool
+    step_size: float = eqx.field(static=True)
+    stop_gradient_inputs: bool = eqx.field(static=True)
 
     def __init__(
         self,

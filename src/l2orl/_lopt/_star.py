@@ -1,6 +1,7 @@
 import math
 from typing import Any
 
+import equinox as eqx
 import jax
 
 from .._cells import MLPCell
@@ -37,9 +38,9 @@ class STAR(AbstractLearnedOptimizer):
     """
 
     branch: Branch
-    step_size: float
-    nominal_step_size: float
-    stop_gradient_inputs: bool
+    step_size: float = eqx.field(static=True)
+    nominal_step_size: float = eqx.field(static=True)
+    stop_gradient_inputs: bool = eqx.field(static=True)
 
     def __init__(
         self,

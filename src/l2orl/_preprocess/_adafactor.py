@@ -49,9 +49,9 @@ class AdafacFeatures(AbstractPreprocessor):
     `β = 1 - exp(10·(log(1-β0)/10 + θ))`.
     """
 
-    momentum_decays: tuple[float, ...]
-    rms_decay: float
-    adafactor_decays: tuple[float, ...]
+    momentum_decays: tuple[float, ...] = eqx.field(static=True)
+    rms_decay: float = eqx.field(static=True)
+    adafactor_decays: tuple[float, ...] = eqx.field(static=True)
     momentum_offset: Float[Array, " n_m"]
     rms_offset: Float[Array, " 1"]
     adafactor_offset: Float[Array, " n_f"]

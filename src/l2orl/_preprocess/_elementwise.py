@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -36,7 +37,7 @@ class Clip(AbstractElementwisePreprocessor):
     **Arguments:** `bound`, a positive float.
     """
 
-    bound: float
+    bound: float = eqx.field(static=True)
 
     @property
     def n_features(self) -> int:
@@ -63,8 +64,8 @@ class SignLog(AbstractElementwisePreprocessor):
     **Arguments:** `p` (default 10, as L2LGD2), `eps` (default 1e-8).
     """
 
-    p: float = 10.0
-    eps: float = 1e-8
+    p: float = eqx.field(static=True, default=10.0)
+    eps: float = eqx.field(static=True, default=1e-8)
 
     @property
     def n_features(self) -> int:

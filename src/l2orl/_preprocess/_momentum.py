@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -15,7 +16,7 @@ class Momentum(AbstractPreprocessor):
     **Arguments:** `decays`, a tuple of floats in `[0, 1)` (default `(0.9, 0.99, 0.999)`).
     """
 
-    decays: tuple[float, ...] = (0.9, 0.99, 0.999)
+    decays: tuple[float, ...] = eqx.field(static=True, default=(0.9, 0.99, 0.999))
 
     def __check_init__(self):
         if not self.decays or any(not 0.0 <= d < 1.0 for d in self.decays):

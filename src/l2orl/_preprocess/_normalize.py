@@ -18,7 +18,7 @@ class RMSNormalize(AbstractPreprocessor):
     """
 
     inner: AbstractPreprocessor = eqx.field(default_factory=Identity)
-    eps: float = 1e-5
+    eps: float = eqx.field(static=True, default=1e-5)
 
     def __check_init__(self):
         if not self.eps > 0:

@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int
@@ -19,8 +20,8 @@ class TimeFeatures(AbstractPreprocessor):
     STAR uses 1).
     """
 
-    timescales: tuple[float, ...] = _DEFAULT_TIMESCALES
-    offset: float = 0.0
+    timescales: tuple[float, ...] = eqx.field(static=True, default=_DEFAULT_TIMESCALES)
+    offset: float = eqx.field(static=True, default=0.0)
 
     def __check_init__(self):
         if not self.timescales or any(not tau > 0 for tau in self.timescales):

@@ -1,0 +1,81 @@
+import equinox as eqx
+import jax
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from .._custom_types import Metrics, PRNGKey
+from ._learner import AbstractLearner, LearnerState, NetworkSpec, Trajectory, as_float
+from ._losses import a2c_loss
+from ._returns import td_lambda
+
+
+class A2C(AbstractLearner):
+    """Advantage actor-critic, as the Optim4RL reference trains its agents.
+
+    Each `step` rolls out `rollout_length` steps in `n_envs` environments, computes TD(λ)
+    targets and the loss of [`l2orl.rl.a2c_loss`][] (averaged over all steps and envs), and
+    applies one update through the given optax transform.
+
+    **Arguments:** `n_envs` (64), `rollout_length` (20), `gamma` (0.995), `lam` (0.95),
+    `value_coef` (0.5), `entropy_coef` (0.01), `reward_scale` (1.0), `network`
+    ([`l2orl.rl.NetworkSpec`][]), `normalize_observations` (False), `bootstrap_truncation`
+    (True: a time-limit end bootstraps from the reached state's value; False treats it as
+    terminal, as the reference does).
+    """
+
+    n_envs: int = eqx.field(static=True, default=64)
+    rollout_length: int = eqx.field(static=True, default=20)
+    gamma: Float[Array, ""] = eqx.field(converter=as_float, default=0.995)
+    lam: Float[Array, ""] = eqx.field(converter=as_float, default=0.95)
+    value_coef: Float[Array, ""] = eqx.field(converter=as_float, default=0.5)
+    entropy_coef: Float[Array, ""] = eqx.field(converter=as_float, default=0.01)
+    reward_scale: Float[Array, ""] = eqx.field(converter=as_float, default=1.0)
+    network: NetworkSpec = eqx.field(default_factory=NetworkSpec)
+    normalize_observations: bool = eqx.field(static=True, default=False)
+    bootstrap_truncation: bool = eqx.field(static=True, default=True)
+
+    def __check_init__(self):
+        for name in ("n_envs", "rollout_length"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+    def loss(
+        self, network, state: LearnerState, trajectory: Trajectory, key: PRNGKey
+    ) -> tuple[Float[Array, ""], Metrics]:
+        """The A2C loss of `network` on `trajectory` (differentiable in `network`)."""
+        obs = self.observe(state, trajectory.obs)
+        dist, values = jax.vmap(jax.vmap(network))(obs)
+        next_values = jax.lax.stop_gradient(
+            jax.vmap(jax.vmap(network.value))(self.observe(state, trajectory.next_obs))
+        )
+        done = trajectory.terminated | trajectory.truncated
+        terminal = trajectory.terminated if self.bootstrap_truncation else done
+        targets = td_lambda(
+            self.reward_scale * trajectory.rewards, jax.lax.stop_gradient(values), next_values,
+            terminal, done, self.gamma, self.lam,
+        )  # fmt: skip
+        log_probs = jax.vmap(jax.vmap(network.policy.log_prob))(dist, trajectory.actions)
+        keys = jax.random.split(key, dist.shape[:2])
+        entropies = jax.vmap(jax.vmap(network.policy.entropy))(dist, keys)
+        return a2c_loss(log_probs, entropies, values, targets, self.value_coef, self.entropy_coef)
+
+    def step(
+        self,
+        env,
+        state: LearnerState,
+        tx: optax.GradientTransformation,
+        opt_state: PyTree,
+        key: PRNGKey,
+    ) -> tuple[LearnerState, PyTree, Metrics]:
+        k_roll, k_loss = jax.random.split(key)
+        state, trajectory, metrics = self.rollout(env, state, k_roll)
+        if self.normalize_observations:
+            state = eqx.tree_at(
+                lambda s: s.normalizer, state, state.normalizer.update(trajectory.obs)
+            )
+        (loss, loss_metrics), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(
+            state.network, state, trajectory, k_loss
+        )
+        state, opt_state = self.apply_update(state, grads, tx, opt_state)
+        return state, opt_state, {**metrics, **loss_metrics, "loss": loss}

@@ -1,0 +1,144 @@
+"""Actor-critic networks (Equinox), for ONE observation; learners vmap them."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._activations import ACTIVATIONS, check_activation
+from .._custom_types import PRNGKey
+from .._nn import Linear, lecun_normal
+from ._policies import AbstractPolicyHead
+
+
+class AbstractTorso(eqx.Module):
+    """Maps one observation to a feature vector of size `out_size`."""
+
+    out_size: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def __call__(self, obs: Float[Array, "..."]) -> Float[Array, " out_size"]:
+        """Features of one observation."""
+
+
+class MLPTorso(AbstractTorso):
+    """Flatten, then `Linear → activation` for each of `hidden_sizes` (lecun-normal, zero bias).
+
+    **Arguments:** `in_size` (the flattened observation size), `hidden_sizes`, `activation`
+    (a name), `key`.
+    """
+
+    layers: tuple[Linear, ...]
+    activation: str = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(
+        self, in_size: int, hidden_sizes: tuple[int, ...], activation: str, *, key: PRNGKey
+    ):
+        check_activation(activation)
+        if not hidden_sizes or any(h <= 0 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be non-empty positive ints, got {hidden_sizes}")
+        sizes = (in_size, *hidden_sizes)
+        keys = jax.random.split(key, len(hidden_sizes))
+        self.layers = tuple(
+            Linear(i, o, key=k) for i, o, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        self.activation, self.out_size = activation, hidden_sizes[-1]
+
+    def __call__(self, obs: Float[Array, "..."]) -> Float[Array, " out_size"]:
+        x = obs.reshape(-1).astype(jnp.float32)
+        for layer in self.layers:
+            x = ACTIVATIONS[self.activation](layer(x))
+        return x
+
+
+class ConvTorso(AbstractTorso):
+    """The gridworld net `C16_D32`: a 2×2 SAME conv with 16 channels, then one dense layer.
+
+    Takes channels-first observations `(C, H, W)` and convolves over `(H, W)` (the reference
+    fed channels-first maps to a channels-last conv, convolving over `(C, H)` instead; we do not
+    reproduce that quirk). `Conv(16, 2×2) → act → flatten → Linear(hidden) → act`.
+
+    **Arguments:** `obs_shape` `(C, H, W)`, `hidden_size` (default 32), `channels` (16),
+    `activation` (default `"relu"`), `key`.
+    """
+
+    kernel: Float[Array, "out_c in_c 2 2"]
+    bias: Float[Array, " out_c"]
+    dense: Linear
+    activation: str = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        hidden_size: int = 32,
+        channels: int = 16,
+        activation: str = "relu",
+        *,
+        key: PRNGKey,
+    ):
+        check_activation(activation)
+        if len(obs_shape) != 3:
+            raise ValueError(f"ConvTorso needs (C, H, W) observations, got shape {obs_shape}")
+        c, h, w = obs_shape
+        k1, k2 = jax.random.split(key)
+        self.kernel = lecun_normal(k1, (channels, c, 2, 2), c * 4)
+        self.bias = jnp.zeros((channels,), jnp.float32)
+        self.dense = Linear(channels * h * w, hidden_size, key=k2)
+        self.activation, self.out_size = activation, hidden_size
+
+    def __call__(self, obs: Float[Array, "c h w"]) -> Float[Array, " out_size"]:
+        act = ACTIVATIONS[self.activation]
+        x = jax.lax.conv_general_dilated(
+            obs[None].astype(jnp.float32), self.kernel, (1, 1), "SAME",
+            dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        )[0]  # fmt: skip
+        x = act(x + self.bias[:, None, None])
+        return act(self.dense(x.reshape(-1)))
+
+
+class ActorCritic(eqx.Module):
+    """Policy and value from one observation: `(policy parameters, value)`.
+
+    With `value_torso=None` the torso is shared (the reference's A2C nets); otherwise the value
+    has its own torso (brax's PPO nets).
+
+    **Arguments:** `policy` (the action distribution), `policy_torso`, `value_torso` or None,
+    `key` (for the two output layers).
+    """
+
+    policy: AbstractPolicyHead
+    policy_torso: AbstractTorso
+    value_torso: AbstractTorso | None
+    policy_out: Linear
+    value_out: Linear
+
+    def __init__(
+        self,
+        policy: AbstractPolicyHead,
+        policy_torso: AbstractTorso,
+        value_torso: AbstractTorso | None = None,
+        *,
+        key: PRNGKey,
+    ):
+        k1, k2 = jax.random.split(key)
+        self.policy, self.policy_torso, self.value_torso = policy, policy_torso, value_torso
+        self.policy_out = Linear(policy_torso.out_size, policy.n_params, key=k1)
+        value_in = policy_torso.out_size if value_torso is None else value_torso.out_size
+        self.value_out = Linear(value_in, 1, key=k2)
+
+    def __call__(
+        self, obs: Float[Array, "..."]
+    ) -> tuple[Float[Array, " n_params"], Float[Array, ""]]:
+        features = self.policy_torso(obs)
+        value_features = features if self.value_torso is None else self.value_torso(obs)
+        return self.policy_out(features), self.value_out(value_features)[0]
+
+    def value(self, obs: Float[Array, "..."]) -> Float[Array, ""]:
+        """The value alone (skips the policy output; the whole torso if it is not shared)."""
+        if self.value_torso is None:
+            return self.value_out(self.policy_torso(obs))[0]
+        return self.value_out(self.value_torso(obs))[0]

@@ -1,0 +1,71 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int
+
+from .._custom_types import PRNGKey
+from ._learner import AbstractLearner, LearnerState
+
+
+class TrainResult(eqx.Module):
+    """Per-seed learning curves of [`l2orl.rl.train`][] (leading axes `(n_seeds, n_updates)`).
+
+    **Attributes:** `returns`, the mean return of the episodes that ended during each update's
+    rollout (NaN where none ended); `episodes`, how many ended; `env_steps` `(n_updates,)`, the
+    cumulative environment steps of one agent after each update; `metrics`, every scalar the
+    learner reports per update (losses, entropy, …); `final_state`, the agents at the end.
+    """
+
+    returns: Float[Array, "seeds updates"]
+    episodes: Float[Array, "seeds updates"]
+    env_steps: Int[Array, " updates"]
+    metrics: dict[str, Float[Array, "seeds updates"]]
+    final_state: LearnerState
+
+
+def train(
+    learner: AbstractLearner,
+    env,
+    tx: optax.GradientTransformation,
+    keys: PRNGKey | Array,
+    n_updates: int,
+) -> TrainResult:
+    """Train one agent per key from scratch, vmapped over the keys, as one jitted function.
+
+    **Arguments:** `learner` (A2C, PPO), `env` (a gymnax-API environment, see
+    [`l2orl.rl.make`][]), `tx` (any optax transform, learned optimizers included), `keys` (a
+    batch of PRNG keys, one per seed), `n_updates` (positive int).
+    """
+    if not (isinstance(n_updates, int) and n_updates > 0):
+        raise ValueError(f"n_updates must be a positive int, got {n_updates!r}")
+    if jnp.ndim(keys) == 0 or (
+        not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim < 2
+    ):
+        raise ValueError("keys must be a batch of PRNG keys, e.g. jax.random.split(key, n_seeds)")
+    return _train(learner, env, tx, keys, n_updates)
+
+
+@eqx.filter_jit
+def _train(learner, env, tx, keys, n_updates):
+    def one_seed(key):
+        k_init, k_run = jax.random.split(key)
+        state = learner.init(env, k_init)
+        opt_state = tx.init(state.params)
+
+        def update(carry, key):
+            state, opt_state = carry
+            state, opt_state, metrics = learner.step(env, state, tx, opt_state, key)
+            return (state, opt_state), metrics
+
+        (state, _), metrics = jax.lax.scan(
+            update, (state, opt_state), jax.random.split(k_run, n_updates)
+        )
+        return state, metrics
+
+    final_state, metrics = jax.vmap(one_seed)(keys)
+    episodes = metrics.pop("episodes")
+    returns = jnp.where(episodes > 0, metrics["return_sum"] / jnp.maximum(episodes, 1.0), jnp.nan)
+    steps_per_update = learner.n_envs * learner.rollout_length
+    env_steps = steps_per_update * jnp.arange(1, n_updates + 1, dtype=jnp.int32)
+    return TrainResult(returns, episodes, env_steps, metrics, final_state)
