@@ -94,3 +94,24 @@ def test_bad_arguments(catch):
         rl.A2C(n_envs=-1)
     with pytest.raises(ValueError, match="do not split into n_minibatches=3"):
         rl.PPO(n_envs=4, rollout_length=4, n_minibatches=3)
+
+
+def test_rollout_gives_a_trajectory_with_time_and_env_axes(catch):
+    learner = rl.A2C(n_envs=4, rollout_length=7, network=CATCH_NET)
+    assert isinstance(learner, rl.AbstractLearner)
+    state = learner.init(catch, jax.random.key(0))
+    assert isinstance(state, rl.LearnerState)
+    assert isinstance(state.network.policy, rl.AbstractPolicyHead)
+    assert isinstance(state.network.policy_torso, rl.AbstractTorso)
+    new_state, trajectory, metrics = learner.rollout(catch, state, jax.random.key(1))
+    assert isinstance(trajectory, rl.Trajectory)
+    assert trajectory.obs.shape == (7, 4, 10, 5) and trajectory.rewards.shape == (7, 4)
+    assert int(new_state.env_steps) == 28
+    # Catch episodes last 9 steps: no episode has ended after 7.
+    assert float(metrics["episodes"]) == 0.0 and not bool(jnp.any(trajectory.terminated))
+
+
+def test_train_result_type(catch):
+    result = rl.train(rl.A2C(n_envs=4, rollout_length=5, network=CATCH_NET), catch, optax.sgd(0.1),
+                      jax.random.split(jax.random.key(0), 1), 2)  # fmt: skip
+    assert isinstance(result, rl.TrainResult) and result.episodes.shape == (1, 2)

@@ -11,8 +11,17 @@ import l2orl
 import l2orl.rl as rl
 
 
-def test_make_our_gymnax_and_gridworld_envs():
+def test_make_our_gymnax_gridworld_and_brax_envs():
     assert isinstance(rl.make("small_dense_long"), rl.Gridworld)
+    names = {
+        f"{s}_{d}_{h}"
+        for s in ("small", "big")
+        for d in ("dense", "sparse")
+        for h in ("short", "long")
+    }
+    assert set(rl.LAYOUTS) == names
+    brax_env = rl.make("brax:fast", episode_length=7)
+    assert isinstance(brax_env, rl.BraxEnv) and brax_env.default_params.max_steps_in_episode == 7
     assert rl.make("big_dense_long", reward_scale=10.0).reward_scale == 10.0
     catch = rl.make("Catch")
     assert catch.name == "Catch-bsuite" and catch.num_actions == 3

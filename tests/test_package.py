@@ -17,14 +17,20 @@ from l2orl import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _public_names() -> set[str]:
-    tree = ast.parse((ROOT / "src/l2orl/__init__.py").read_text())
+def _exports(init: str) -> set[str]:
+    tree = ast.parse((ROOT / init).read_text())
     return {
         alias.asname or alias.name
         for node in tree.body
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
     } - {"__version__"}
+
+
+def _public_names() -> set[str]:
+    """Public names, the RL ones as `rl.Name` (BraxEnv loads lazily through __getattr__)."""
+    rl_names = _exports("src/l2orl/rl/__init__.py") | {"BraxEnv"}
+    return _exports("src/l2orl/__init__.py") | {f"rl.{n}" for n in rl_names}
 
 
 def _l2orl_modules() -> list[type]:
@@ -82,6 +88,9 @@ def test_every_public_name_has_one_docs_entry():
         for page in sorted((ROOT / "docs/api").glob("*.md"))
         for match in re.finditer(r"^:::\s+l2orl\.([\w.]+)\s*$", page.read_text(), re.M)
     )
+    blocks = collections.Counter(
+        {name.replace("rl._brax.", "rl."): c for name, c in blocks.items()}
+    )
     public = _public_names()
     assert sorted(public - set(blocks)) == []
     assert sorted(n for n, c in blocks.items() if c > 1) == []
@@ -92,7 +101,11 @@ def test_every_public_name_is_tested():
     test_text = "\n".join(
         p.read_text() for p in (ROOT / "tests").glob("*.py") if p.name != "test_package.py"
     )
-    untested = sorted(n for n in _public_names() if not re.search(rf"\bl2orl\.{n}\b", test_text))
+    patterns = {
+        n: rf"\b{re.escape(n)}\b" if n.startswith("rl.") else rf"\bl2orl\.{n}\b"
+        for n in _public_names()
+    }
+    untested = sorted(n for n, pattern in patterns.items() if not re.search(pattern, test_text))
     assert untested == []
 
 

@@ -40,7 +40,10 @@ def _encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
         if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
             raise TypeError(f"cannot checkpoint the PRNG key at {where}; store its key_data")
         arrays.append(np.asarray(value))
-        return {"array": len(arrays) - 1, "shape": list(value.shape), "dtype": str(value.dtype)}
+        node = {"array": len(arrays) - 1, "shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.ndim == 0 and not isinstance(value, jax.core.Tracer):
+            node["value"] = arrays[-1].item()  # hyperparameters stored as scalars stay readable
+        return node
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, tuple | list):
@@ -143,9 +146,15 @@ def save(path: str | os.PathLike, module: eqx.Module, *, metadata: dict | None =
 
     **Returns:** the path written.
     """
-    path = Path(path)
     arrays: list[np.ndarray] = []
     tree = _encode(module, arrays, type(module).__name__)
+    return _write(path, tree, arrays, metadata)
+
+
+def _write(
+    path: str | os.PathLike, tree: Any, arrays: list[np.ndarray], metadata: dict | None
+) -> Path:
+    path = Path(path)
     blobs = [_npy_bytes(a) for a in arrays]
     manifest = {
         "format": FORMAT,
@@ -223,6 +232,8 @@ def load(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.Module:
     """
     path = Path(path)
     manifest, blobs = _read(path)
+    if not (isinstance(manifest["tree"], dict) and "module" in manifest["tree"]):
+        raise CheckpointError(f"{path} holds a pytree, not a module: read it with load_tree")
     if like is not None:
         difference = _first_difference(describe(like), manifest["tree"], type(like).__name__)
         if difference is not None:
@@ -274,3 +285,54 @@ def _kind(node: Any) -> str:
             if key in node:
                 return node[key] if key == "module" else key
     return repr(node)
+
+
+def save_tree(path: str | os.PathLike, tree: Any, *, metadata: dict | None = None) -> Path:
+    """Write any pytree of arrays (PRNG keys included) to `path`, atomically, with a manifest
+    of its structure, shapes, dtypes and checksum. Read it back with [`l2orl.load_tree`][]."""
+    leaves, treedef = jax.tree.flatten(tree)
+    arrays, kinds = [], []
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            arrays.append(np.asarray(jax.random.key_data(leaf)))
+            kinds.append(str(jax.random.key_impl(leaf)))
+        else:
+            arrays.append(np.asarray(leaf))
+            kinds.append(None)
+    described = {
+        "treedef": str(treedef),
+        "leaves": [
+            {"shape": list(a.shape), "dtype": str(a.dtype), "key": k}
+            for a, k in zip(arrays, kinds, strict=True)
+        ],
+    }
+    return _write(path, described, arrays, metadata)
+
+
+def load_tree(path: str | os.PathLike, like: Any) -> Any:
+    """The pytree saved at `path`, which must have the structure, shapes and dtypes of `like`.
+
+    **Raises:** `CheckpointError` naming the mismatch, or for a truncated or corrupted file.
+    """
+    path = Path(path)
+    manifest, blobs = _read(path)
+    leaves, treedef = jax.tree.flatten(like)
+    tree = manifest["tree"]
+    if tree.get("treedef") != str(treedef):
+        raise CheckpointError(f"{path} holds another pytree structure than expected")
+    if len(tree["leaves"]) != len(leaves):
+        raise CheckpointError(f"{path} has {len(tree['leaves'])} leaves, expected {len(leaves)}")
+    out = []
+    for i, (spec, blob, leaf) in enumerate(zip(tree["leaves"], blobs, leaves, strict=True)):
+        array = np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
+        if spec["key"] is not None:
+            out.append(jax.random.wrap_key_data(jnp.asarray(array), impl=spec["key"]))
+            continue
+        expected = np.asarray(leaf)
+        if array.shape != expected.shape or array.dtype != expected.dtype:
+            raise CheckpointError(
+                f"{path}: leaf {i} is {array.dtype}{list(array.shape)} in the file, "
+                f"expected {expected.dtype}{list(expected.shape)}"
+            )
+        out.append(jnp.asarray(array))
+    return treedef.unflatten(out)

@@ -7,7 +7,7 @@ share one structure, and their leaves match leaf by leaf.
 
 from typing import Any, TypeAlias
 
-from jaxtyping import Array, Float, Int, Key, PyTree
+from jaxtyping import Array, Float, Key, PyTree, UInt32
 
 Params: TypeAlias = PyTree[Float[Array, "?*shape"], "T"]
 """Agent parameters: a pytree of floating-point arrays of any shape (0-d included)."""
@@ -30,7 +30,7 @@ Hidden: TypeAlias = PyTree[Float[Array, "..."]]
 PreprocessorState: TypeAlias = Any
 """Whatever a preprocessor carries between steps (`None` when stateless)."""
 
-PRNGKey: TypeAlias = Key[Array, ""] | Int[Array, "2"]
+PRNGKey: TypeAlias = Key[Array, ""] | UInt32[Array, "2"]
 """A JAX random key: new-style typed key or legacy `uint32[2]`."""
 
 Metrics: TypeAlias = dict[str, Float[Array, "..."]]

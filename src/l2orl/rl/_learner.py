@@ -133,6 +133,16 @@ class AbstractLearner(eqx.Module):
     ) -> tuple[LearnerState, PyTree, Metrics]:
         """One rollout and update. **Returns:** `(state, opt_state, metrics)` (scalars)."""
 
+    @abc.abstractmethod
+    def fresh_loss(
+        self, env, state: LearnerState, key: PRNGKey
+    ) -> tuple[Float[Array, ""], LearnerState]:
+        """The learner's loss of `state.network` on a fresh rollout (Optim4RL's meta-loss).
+
+        Differentiable in `state.network`; **returns** `(loss, state)`, the state advanced by
+        the rollout (environments and statistics; the network unchanged).
+        """
+
     def init(self, env, key: PRNGKey) -> LearnerState:
         """A fresh agent: new network parameters, `n_envs` reset environments, zero statistics."""
         params = env.default_params

@@ -1,0 +1,51 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Int
+
+from .._custom_types import PRNGKey
+
+KINDS = ("staggered", "random", "none")
+
+
+class Pipeline(eqx.Module):
+    """When each of a task's `n_agents` agents is reset (fresh network, optimizer state, envs).
+
+    - `"staggered"` (Optim4RL's pipeline training): agent `j` resets at meta-step `t` when
+      `t mod M == floor(linspace(0, M-1, N))[j]`, so every meta-gradient mixes agents of all
+      ages once the first `M` meta-steps have passed;
+    - `"random"`: the same rule with offsets drawn uniformly from `[0, M)` (learned_optimization's
+      random initial offsets);
+    - `"none"`: agents start together and are never reset (the no-pipeline ablation).
+
+    **Arguments:** `n_agents` `N`, `reset_interval` `M` (the agent lifetime in meta-steps),
+    `kind`.
+    """
+
+    n_agents: int = eqx.field(static=True)
+    reset_interval: int = eqx.field(static=True)
+    kind: str = eqx.field(static=True, default="staggered")
+
+    def __check_init__(self):
+        for name in ("n_agents", "reset_interval"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown pipeline kind {self.kind!r}; expected one of {KINDS}")
+
+    def offsets(self, key: PRNGKey) -> Int[Array, " n_agents"]:
+        """Each agent's reset offset in `[0, M)` (−1 for `"none"`: never)."""
+        if self.kind == "staggered":
+            offsets = np.linspace(0, self.reset_interval - 1, self.n_agents).astype(np.int32)
+            return jnp.asarray(offsets)
+        if self.kind == "random":
+            return jax.random.randint(key, (self.n_agents,), 0, self.reset_interval, jnp.int32)
+        return jnp.full((self.n_agents,), -1, jnp.int32)
+
+    def reset_mask(
+        self, offsets: Int[Array, " n_agents"], meta_step: Int[Array, ""]
+    ) -> Bool[Array, " n_agents"]:
+        """Which agents reset at the start of `meta_step`."""
+        return (meta_step % self.reset_interval) == offsets

@@ -1,0 +1,357 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import l2orl
+import l2orl.rl as rl
+from meta_helpers import QuadraticLearner
+
+KEY = jax.random.key(0)
+SMALL_NET = rl.NetworkSpec("mlp", (16,), "relu")
+
+
+def _toy_optimizer():
+    """A per-coordinate rule with 2 meta-parameters: Δθ = -0.1·exp(w·clip(g, ±1) + b)·g."""
+    return l2orl.PerCoordinateOptimizer(
+        l2orl.Clip(1.0), l2orl.LinearCell(1, 1, key=KEY), l2orl.ExpScaleHead(), step_size=0.1
+    )
+
+
+def _toy_task(n_agents, kind="none"):
+    return l2orl.MetaTask("toy", QuadraticLearner(), None, l2orl.Pipeline(n_agents, 1000, kind))
+
+
+def _cosine(a, b):
+    a = jnp.concatenate([x.ravel() for x in jax.tree.leaves(a)])
+    b = jnp.concatenate([x.ravel() for x in jax.tree.leaves(b)])
+    return float(a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b)))
+
+
+# --- schedules and pipelines -------------------------------------------------------------
+
+
+def test_truncation_schedules():
+    keys = jax.random.split(KEY, 2000)
+    assert int(l2orl.ConstantTruncation(4).sample(KEY, jnp.int32(7))) == 4
+    lengths = np.asarray(
+        jax.vmap(lambda k: l2orl.LogUniformTruncation(2, 50).sample(k, jnp.int32(0)))(keys)
+    )
+    assert lengths.min() == 2 and lengths.max() == 50
+    # Log-uniform: about as many draws in [2, 10) as in [10, 50].
+    assert 0.8 < np.mean(lengths < 10) / np.mean(lengths >= 10) < 1.25
+    curriculum = l2orl.CurriculumTruncation(2, 10, 100)
+    assert [int(curriculum.sample(KEY, jnp.int32(t))) for t in (0, 50, 100, 500)] == [2, 6, 10, 10]
+    assert curriculum.max_length == 10
+    with pytest.raises(ValueError, match="min_length 5 exceeds max_length 3"):
+        l2orl.LogUniformTruncation(5, 3)
+    with pytest.raises(ValueError, match="length must be a positive int, got 0"):
+        l2orl.ConstantTruncation(0)
+
+
+def test_staggered_pipeline_follows_the_reference_rule():
+    pipeline = l2orl.Pipeline(n_agents=8, reset_interval=6)
+    offsets = pipeline.offsets(KEY)
+    np.testing.assert_array_equal(offsets, np.floor(np.linspace(0, 5, 8)).astype(int))
+    masks = np.stack([np.asarray(pipeline.reset_mask(offsets, jnp.int32(t))) for t in range(12)])
+    for j in range(8):  # each agent resets once per interval, at t ≡ its offset (mod M)
+        np.testing.assert_array_equal(np.nonzero(masks[:, j])[0], [offsets[j], offsets[j] + 6])
+
+
+def test_random_and_no_pipeline():
+    random = l2orl.Pipeline(64, 10, "random").offsets(KEY)
+    assert random.min() >= 0 and random.max() < 10 and len(np.unique(random)) > 5
+    none = l2orl.Pipeline(4, 10, "none")
+    assert not any(
+        bool(jnp.any(none.reset_mask(none.offsets(KEY), jnp.int32(t)))) for t in range(30)
+    )
+    with pytest.raises(ValueError, match="unknown pipeline kind 'stagger'"):
+        l2orl.Pipeline(4, 10, "stagger")
+
+
+# --- estimators --------------------------------------------------------------------------
+
+
+def test_tbptt_equals_the_gradient_of_the_full_unroll():
+    """When K covers the whole horizon, truncated BPTT is exactly jax.grad of the unrolled loss."""
+    task = _toy_task(3)
+    trainer = l2orl.MetaTrainer(_toy_optimizer(), (task,), schedule=l2orl.ConstantTruncation(6))
+    state = trainer.init(KEY)
+    params, static = eqx.partition(trainer.optimizer, eqx.is_inexact_array)
+    agents = state.agents[0]
+    grad, *_ = l2orl.TruncatedBPTT().estimate(
+        params, static, task, l2orl.AgentLoss(), agents, None, jnp.int32(6), 6, jax.random.key(5)
+    )
+
+    def full_loss(params):  # the same unroll written as a plain Python loop
+        optimizer = eqx.combine(params, static)
+        tx = optimizer.as_optax()
+        losses = []
+        for j in range(3):
+            s = jax.tree.map(lambda x, j=j: x[j], agents.learner)
+            o = tx.init(s.params)
+            for _ in range(6):
+                s, o, _ = task.learner.step(None, s, tx, o, None)
+            losses.append(task.learner.fresh_loss(None, s, None)[0])
+        return sum(losses) / 3
+
+    expected = jax.grad(full_loss)(params)
+    for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "estimator", [l2orl.TruncatedES(std=0.01), l2orl.PES(std=0.01)], ids=["TruncatedES", "PES"]
+)
+def test_es_estimators_agree_with_tbptt_in_direction(estimator):
+    """256 antithetic pairs on the smooth toy problem (2 meta-parameters, K = 5)."""
+    task = _toy_task(256)
+    trainer = l2orl.MetaTrainer(_toy_optimizer(), (task,), estimator=estimator)
+    state = trainer.init(KEY)
+    params, static = eqx.partition(trainer.optimizer, eqx.is_inexact_array)
+    args = (params, static, task, l2orl.AgentLoss(), state.agents[0])
+    exact, *_ = l2orl.TruncatedBPTT().estimate(*args, None, jnp.int32(5), 5, jax.random.key(1))
+    es_state = estimator.init(params, state.agents[0], KEY)
+    estimate, agents, es_state, _ = estimator.estimate(
+        *args, es_state, jnp.int32(5), 5, jax.random.key(2)
+    )
+    assert _cosine(estimate, exact) > 0.5
+    if isinstance(estimator, l2orl.PES):
+        # A second unroll: PES estimates the gradient through both (an exact K = 10 unroll).
+        assert isinstance(es_state, l2orl.PESState)
+        exact10, *_ = l2orl.TruncatedBPTT().estimate(
+            *args, None, jnp.int32(10), 10, jax.random.key(1)
+        )
+        args2 = (params, static, task, l2orl.AgentLoss(), agents, es_state)
+        estimate2, *_ = estimator.estimate(*args2, jnp.int32(5), 5, jax.random.key(3))
+        assert _cosine(estimate2, exact10) > 0.5
+
+
+def test_full_es_with_lifetime_return_runs_and_descends():
+    task = _toy_task(64)
+    estimator = l2orl.FullES(lifetime=5, std=0.01)
+    trainer = l2orl.MetaTrainer(
+        _toy_optimizer(), (task,), estimator=estimator, meta_loss=l2orl.LifetimeReturn(0.4)
+    )
+    state = trainer.init(KEY)
+    params, static = eqx.partition(trainer.optimizer, eqx.is_inexact_array)
+    args = (params, static, task, trainer.meta_loss, state.agents[0], None)
+    grad, _, _, metrics = estimator.estimate(*args, jnp.int32(1), 1, KEY)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
+    # -return of the last 40% of 5 updates = the mean loss of updates 4 and 5.
+    assert float(metrics["meta_loss"]) > 0
+
+
+def test_tbptt_rejects_a_non_differentiable_meta_loss():
+    with pytest.raises(
+        ValueError, match="TruncatedBPTT needs a differentiable meta-loss; UnrollReturn"
+    ):
+        l2orl.MetaTrainer(_toy_optimizer(), (_toy_task(2),), meta_loss=l2orl.UnrollReturn())
+
+
+# --- the meta-trainer -------------------------------------------------------------------
+
+
+class NaNSometimes(l2orl.AbstractEstimator):
+    """TruncatedBPTT, but about half of the meta-gradients are NaN (chosen from the step's key)."""
+
+    inner: l2orl.TruncatedBPTT
+
+    def init(self, meta_params, agents, key):
+        return None
+
+    def on_reset(self, state, agents, mask):
+        return state
+
+    def estimate(
+        self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
+    ):
+        grad, agents, _, metrics = self.inner.estimate(
+            meta_params, static, task, meta_loss, agents, None, length, max_length, key
+        )
+        inject = jax.random.uniform(key) < 0.5
+        grad = jax.tree.map(lambda g: jnp.where(inject, jnp.nan, g), grad)
+        return grad, agents, state, {**metrics, "injected": inject}
+
+
+def test_a_nan_meta_gradient_is_skipped_and_counted():
+    estimator = NaNSometimes(l2orl.TruncatedBPTT())
+    trainer = l2orl.MetaTrainer(
+        _toy_optimizer(), (_toy_task(2),), estimator=estimator, meta_optimizer=optax.sgd(0.1)
+    )
+    step = eqx.filter_jit(type(trainer).step)
+    state = trainer.init(KEY)
+    injected = []
+    for _ in range(8):
+        new, metrics = step(trainer, state)
+        injected.append(bool(metrics["toy/injected"]))
+        assert (
+            eqx.tree_equal(new.meta_params, state.meta_params) == injected[-1]
+        )  # applied iff finite
+        assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(new.meta_params))
+        state = new
+    assert 0 < sum(injected) < 8 and int(state.skipped) == sum(injected)
+
+
+def _catch_trainer(estimator=None, kind="staggered", meta_loss=None):
+    learner = rl.A2C(n_envs=1, rollout_length=5, network=SMALL_NET)
+    task = l2orl.MetaTask(
+        "catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3, kind), grad_clip=1.0
+    )
+    return l2orl.MetaTrainer(
+        l2orl.Optim4RL(), (task,), estimator=estimator or l2orl.TruncatedBPTT(),
+        meta_loss=meta_loss or l2orl.AgentLoss(), schedule=l2orl.ConstantTruncation(2),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        _catch_trainer(l2orl.TruncatedBPTT(remat=True)),
+        _catch_trainer(kind="random"),
+        _catch_trainer(kind="none"),
+        _catch_trainer(l2orl.PES(), meta_loss=l2orl.UnrollReturn()),
+        _catch_trainer(l2orl.FullES(lifetime=3), meta_loss=l2orl.LifetimeReturn()),
+    ],
+    ids=["tbptt-remat", "random", "none", "pes-return", "fulles"],
+)
+def test_variants_change_by_one_argument_and_compile_once(trainer, tmp_path):
+    traces = []
+
+    def step(trainer, state):
+        traces.append(1)
+        return trainer.step(state)
+
+    step = eqx.filter_jit(step)
+    state = trainer.init(KEY)
+    for _ in range(3):
+        state, metrics = step(trainer, state)
+    assert len(traces) == 1  # carries keep their shapes, dtypes and placements: one compile
+    assert int(state.meta_step) == 3 and np.isfinite(float(metrics["meta_loss"]))
+    assert isinstance(state, l2orl.MetaState) and isinstance(state.agents[0], l2orl.AgentsState)
+
+
+def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
+    learner = rl.A2C(n_envs=1, rollout_length=5, network=SMALL_NET)
+    tasks = (
+        l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(2, 3)),
+        l2orl.MetaTask(
+            "sdl",
+            learner,
+            rl.make("small_dense_long", reward_scale=10.0),
+            l2orl.Pipeline(2, 4),
+            grad_clip=1.0,
+            update_scale=3.0,
+        ),
+    )
+    trainer = l2orl.MetaTrainer(
+        l2orl.Optim4RL(), tasks, schedule=l2orl.LogUniformTruncation(1, 3), task_normalize=0.5
+    )
+    state = trainer.run(3, tmp_path, checkpoint_every=2, progress=False, settings={"note": "test"})
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["meta_step"] for r in records] == [1, 2, 3]
+    assert {"catch/meta_loss", "sdl/meta_loss", "env_steps", "grad_norm", "K"} <= set(records[0])
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "step-000002.l2o",
+        "step-000003.l2o",
+    ]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["settings"] == {"note": "test"} and [t["name"] for t in config["tasks"]] == [
+        "catch",
+        "sdl",
+    ]
+    assert config["optimizer"] == l2orl.describe(l2orl.Optim4RL())
+    optimizer = l2orl.load(tmp_path / "optimizer.l2o")
+    assert eqx.tree_equal(eqx.filter(optimizer, eqx.is_inexact_array), state.meta_params)
+    restored = l2orl.load_tree(
+        tmp_path / "checkpoints" / "step-000003.l2o", like=trainer.init(KEY)
+    )
+    assert eqx.tree_equal(restored, state)
+    with pytest.raises(ValueError, match="another configuration"):
+        _catch_trainer().run(1, tmp_path, progress=False)
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, l2orl, l2orl.rl as rl
+    learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
+    task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
+    trainer = l2orl.MetaTrainer(l2orl.Optim4RL(), (task,), schedule=l2orl.ConstantTruncation(2))
+    trainer.run(int(sys.argv[2]), sys.argv[1], checkpoint_every=2, progress=False)
+    """
+)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    def run(out, steps, **kw):
+        return subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out), str(steps)], **kw)
+
+    reference = run(tmp_path / "reference", 8)
+    killed = run(tmp_path / "killed", 200)
+    deadline = time.time() + 300
+    while not (tmp_path / "killed" / "checkpoints" / "step-000004.l2o").exists():
+        assert time.time() < deadline and killed.poll() is None
+        time.sleep(0.2)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert reference.wait() == 0
+    assert run(tmp_path / "killed", 8).wait() == 0  # resumes from its last checkpoint
+    a, b = (
+        l2orl.load(tmp_path / "reference" / "optimizer.l2o"),
+        l2orl.load(tmp_path / "killed" / "optimizer.l2o"),
+    )
+    for x, y in zip(
+        jax.tree.leaves(eqx.filter(a, eqx.is_inexact_array)),
+        jax.tree.leaves(eqx.filter(b, eqx.is_inexact_array)),
+        strict=True,
+    ):
+        assert np.array_equal(x, y)  # bit for bit
+    steps = [
+        json.loads(line)["meta_step"]
+        for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(1, 9))
+
+
+_DEVICES_SCRIPT = textwrap.dedent(
+    """
+    import json, jax, optax, equinox as eqx, l2orl, l2orl.rl as rl
+    learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
+    task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
+    trainer = l2orl.MetaTrainer(l2orl.Optim4RL(), (task,), schedule=l2orl.ConstantTruncation(2),
+                                meta_optimizer=optax.sgd(1.0))
+    state = trainer.init(jax.random.key(0))
+    state, metrics = eqx.filter_jit(type(trainer).step)(trainer, state)
+    shards = len(state.agents[0].age.sharding.device_set)
+    leaves = [x.tolist() for x in jax.tree.leaves(state.meta_params)]
+    print(json.dumps({"devices": jax.device_count(), "shards": shards, "params": leaves}))
+    """
+)
+
+
+def test_agents_shard_over_devices_with_the_same_meta_gradient():
+    def run(n_devices):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
+        out = subprocess.run(
+            [sys.executable, "-c", _DEVICES_SCRIPT], env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    one, four = run(1), run(4)
+    assert (one["devices"], one["shards"]) == (1, 1) and (four["devices"], four["shards"]) == (
+        4,
+        4,
+    )
+    for a, b in zip(one["params"], four["params"], strict=True):  # sgd(1): params - meta-gradient
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
