@@ -19,7 +19,7 @@ import l2orl.rl as rl
 
 def catch():
     """A2C on Catch, the reference settings: 64 envs, 20-step rollouts, 5e5 steps (390 updates)."""
-    learner = rl.A2C(n_envs=64, rollout_length=20, network=rl.NetworkSpec("mlp", (256,), "relu"))
+    learner = rl.default_learner("Catch")
     optimizers = {
         "adam 1e-3": optax.adam(1e-3),
         "rmsprop 1e-3": optax.rmsprop(1e-3),
@@ -54,11 +54,8 @@ def gridworld():
     512 envs, 20-step rollouts, γ 0.995, λ 0.95, element-wise clip 1; 5e6 steps (488 updates)
     instead of the reference's 3e7, for this CPU."""
     runs = []
-    for name, net in [
-        ("small_dense_long", rl.NetworkSpec("mlp", (32,), "relu")),
-        ("big_dense_long", rl.NetworkSpec("conv", (32,), "relu")),
-    ]:
-        learner = rl.A2C(n_envs=512, rollout_length=20, network=net)
+    for name in ("small_dense_long", "big_dense_long"):
+        learner = rl.default_learner(name)
         optimizers = {
             "clip(1) + adam 3e-3": optax.chain(optax.clip(1.0), optax.adam(3e-3)),
             "clip(1) + rmsprop 3e-3": optax.chain(optax.clip(1.0), optax.rmsprop(3e-3)),
@@ -67,29 +64,16 @@ def gridworld():
     return runs
 
 
-# brax's PPO defaults as the reference uses them (OPTIM4RL.md §4.5): policy (32,)×4 and value
-# (256,)×5 swish MLPs, tanh-Gaussian actions, γ 0.97, 4 epochs, entropy 1e-2, reward scale 10.
-BRAX_PPO = dict(
-    n_epochs=4,
-    gamma=0.97,
-    entropy_coef=1e-2,
-    reward_scale=10.0,
-    clip_eps=0.3,
-    value_coef=0.25,
-    network=rl.NetworkSpec("mlp", (32, 32, 32, 32), "swish", (256,) * 5),
-)
-
-
 def pendulum():
     """PPO on brax inverted_pendulum (generalized backend)."""
-    learner = rl.PPO(n_envs=64, rollout_length=32, n_minibatches=4, **BRAX_PPO)
+    learner = rl.default_learner("brax:inverted_pendulum")  # brax's PPO settings, 64 envs
     env = rl.make("brax:inverted_pendulum", backend="generalized", episode_length=1000)
     return [("inverted_pendulum", learner, env, {"adam 3e-4": optax.adam(3e-4)}, 100)]
 
 
 def hopper():
     """PPO on brax hopper (spring backend), 1e6+ steps."""
-    learner = rl.PPO(n_envs=128, rollout_length=32, n_minibatches=8, **BRAX_PPO)
+    learner = rl.default_learner("brax:hopper", n_envs=128)
     env = rl.make("brax:hopper", backend="spring", episode_length=1000)
     return [
         (

@@ -116,12 +116,6 @@ def test_cli_presets(capsys):
         assert re.search(rf"^{name}\s+\w+\s+{count}$", out, re.M)
 
 
-@pytest.mark.parametrize("command", ["meta-train", "evaluate", "plot"])
-def test_cli_planned_commands_say_so(capsys, command):
-    assert cli.main([command]) == 0
-    assert "not yet available" in capsys.readouterr().out
-
-
 def test_cli_unknown_command_is_an_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["meta-trian"])

@@ -1,34 +1,228 @@
-"""The `l2orl` command line."""
+"""The `l2orl` command line: presets, meta-train, evaluate, plot."""
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-_PLANNED = {
-    "meta-train": "meta-train a learned optimizer on an RL task (default: Optim4RL on Catch)",
-    "evaluate": "compare a checkpoint or preset with Adam/RMSProp on an env",
-    "plot": "plot a metrics log to PNG",
+PRESETS = ("Optim4RL", "L2LGD2", "LinearOptim", "STAR")
+ESTIMATORS = ("tbptt", "es", "pes")
+PIPELINES = ("staggered", "random", "none")
+
+# `l2orl meta-train` with no arguments: the embedded default (the reference's Catch setting).
+META_TRAIN_DEFAULTS = {
+    "env": ["Catch"],
+    "optimizer": "Optim4RL",
+    "step_size": 1e-3,
+    "agents": 64,
+    "unroll": 4,
+    "reset_interval": 32,
+    "pipeline": "staggered",
+    "estimator": "tbptt",
+    "meta_lr": 1e-3,
+    "meta_clip": 1.0,
+    "meta_steps": 78,
+    "seed": 0,
+    "out": "runs/meta-train",
+    "eval_seeds": 3,
+    "eval_updates": 390,
 }
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive int, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
 
 
 def _presets(args: argparse.Namespace) -> int:
     import l2orl
 
     print(f"{'preset':<12} {'class':<24} meta-parameters")
-    for name in ("Optim4RL", "L2LGD2", "LinearOptim", "STAR"):
+    for name in PRESETS:
         optimizer = getattr(l2orl, name)()
         print(f"{name:<12} {type(optimizer).__name__:<24} {optimizer.n_meta_parameters}")
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    from l2orl import __version__
+def _settings(args: argparse.Namespace) -> dict:
+    """The flags over the config file over the defaults; unknown config keys are errors."""
+    settings = dict(META_TRAIN_DEFAULTS)
+    if args.config is not None:
+        loaded = json.loads(Path(args.config).read_text())
+        unknown = sorted(set(loaded) - set(settings))
+        if unknown:
+            raise SystemExit(
+                f"error: unknown keys {unknown} in {args.config}; valid keys: {sorted(settings)}"
+            )
+        settings.update(loaded)
+    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
+    return settings
 
-    print(
-        f"l2orl {__version__}: `l2orl {args.command}` is not yet available; it arrives with the "
-        "RL inner loop and meta-training milestones (see README.md, Roadmap). Available now: "
-        "the learned-optimizer parts, presets and checkpoints (`l2orl presets`)."
+
+def _check_settings(s: dict) -> None:
+    import l2orl.rl as rl
+
+    for env in s["env"]:
+        rl.make(env)  # raises, listing the available names
+    if s["optimizer"] not in PRESETS:
+        raise SystemExit(f"error: unknown optimizer {s['optimizer']!r}; expected one of {PRESETS}")
+    if s["estimator"] not in ESTIMATORS or s["pipeline"] not in PIPELINES:
+        raise SystemExit(
+            f"error: estimator must be one of {ESTIMATORS} and pipeline one of {PIPELINES}"
+        )
+    for key in ("agents", "unroll", "reset_interval", "meta_steps", "eval_seeds", "eval_updates"):
+        if not (isinstance(s[key], int) and s[key] > 0):
+            raise SystemExit(f"error: {key} must be a positive int, got {s[key]!r}")
+    for key in ("step_size", "meta_lr"):
+        if not (isinstance(s[key], int | float) and s[key] > 0):
+            raise SystemExit(f"error: {key} must be positive, got {s[key]!r}")
+
+
+def make_trainer(s: dict):
+    """The `MetaTrainer` a settings dict describes (one task per env, one env per agent)."""
+    import optax
+
+    import l2orl
+    import l2orl.rl as rl
+
+    tasks = tuple(
+        l2orl.MetaTask(
+            env,
+            rl.default_learner(env, n_envs=1),
+            rl.make(env),
+            l2orl.Pipeline(s["agents"], s["reset_interval"], s["pipeline"]),
+        )
+        for env in s["env"]
     )
+    estimator = {"tbptt": l2orl.TruncatedBPTT(), "es": l2orl.TruncatedES(), "pes": l2orl.PES()}[
+        s["estimator"]
+    ]
+    meta_optimizer = optax.adam(s["meta_lr"])
+    if s["meta_clip"] is not None:
+        meta_optimizer = optax.chain(optax.clip(s["meta_clip"]), meta_optimizer)
+    optimizer = getattr(l2orl, s["optimizer"])(step_size=s["step_size"], key=jax_key(s["seed"]))
+    return l2orl.MetaTrainer(
+        optimizer, tasks, estimator=estimator, schedule=l2orl.ConstantTruncation(s["unroll"]),
+        meta_optimizer=meta_optimizer,
+    )  # fmt: skip
+
+
+def jax_key(seed: int):
+    import jax
+
+    return jax.random.key(seed)
+
+
+def _meta_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _check_settings(settings)
+    trainer = make_trainer(settings)
+    out = Path(settings["out"])
+    print(
+        f"meta-training {settings['optimizer']} on {', '.join(settings['env'])} -> {out}",
+        flush=True,
+    )
+    state = trainer.run(settings["meta_steps"], out, key=settings["seed"], settings=settings)
+    print(f"saved {out / 'optimizer.l2o'} ({int(state.skipped)} meta-steps skipped)")
+    if args.no_evaluate:
+        return 0
+    optimizer, env = trainer.optimizer_at(state), settings["env"][0]
+    return _compare(
+        optimizer,
+        env,
+        settings["step_size"],
+        settings["eval_seeds"],
+        settings["eval_updates"],
+        out,
+    )
+
+
+def _compare(optimizer, env_name: str, lr: float, seeds: int, updates: int, out: Path) -> int:
+    import optax
+
+    import l2orl.rl as rl
+
+    optimizers = {
+        "learned": optimizer,
+        f"adam {lr:g}": optax.adam(lr),
+        f"rmsprop {lr:g}": optax.rmsprop(lr),
+    }
+    result = rl.evaluate(
+        optimizers, rl.default_learner(env_name), rl.make(env_name), n_updates=updates, seeds=seeds
+    )
+    print(result.table())
+    out.mkdir(parents=True, exist_ok=True)
+    name = env_name.replace(":", "_")
+    png, data = (
+        result.plot(out / f"evaluate-{name}.png"),
+        result.to_json(out / f"evaluate-{name}.json"),
+    )
+    print(f"wrote {png} and {data}")
+    return 0
+
+
+def _load_optimizer(spec: str):
+    import l2orl
+
+    if spec in PRESETS:
+        return getattr(l2orl, spec)()
+    if Path(spec).is_file():
+        return l2orl.load(spec)
+    raise SystemExit(
+        f"error: --optimizer {spec!r} is neither a checkpoint file nor a preset {PRESETS}"
+    )
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import l2orl.rl as rl
+
+    optimizer = _load_optimizer(args.optimizer)
+    rl.make(args.env)  # a clear error for an unknown env before any compile
+    return _compare(optimizer, args.env, args.lr, args.seeds, args.updates, Path(args.out))
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(args.metrics)
+    if not path.is_file():
+        raise SystemExit(f"error: no metrics log at {path}")
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not records:
+        raise SystemExit(f"error: {path} is empty")
+    keys = (
+        args.keys.split(",")
+        if args.keys
+        else ["meta_loss", *(k for k in records[0] if k.endswith("agent_return"))]
+    )
+    missing = [k for k in keys if k not in records[0]]
+    if missing:
+        raise SystemExit(f"error: {missing} not in the log; available: {sorted(records[0])}")
+    fig, axes = plt.subplots(
+        len(keys), 1, figsize=(6, 2.5 * len(keys)), sharex=True, squeeze=False
+    )
+    steps = [r["meta_step"] for r in records]
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        ax.plot(steps, [r[key] for r in records])
+        ax.set_ylabel(key)
+    axes[-1, 0].set_xlabel("meta-step")
+    fig.tight_layout()
+    out = Path(args.out) if args.out else path.with_suffix(".png")
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
     return 0
 
 
@@ -38,10 +232,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("presets", help="list the preset learned optimizers").set_defaults(
         run=_presets
     )
-    for name, help_text in _PLANNED.items():
-        commands.add_parser(name, help=f"{help_text} (not yet available)").set_defaults(
-            run=_not_yet
-        )
+
+    meta = commands.add_parser(
+        "meta-train",
+        help="meta-train a learned optimizer, then evaluate it against Adam and RMSProp",
+        description="With no arguments: Optim4RL on Catch with pipeline training (64 agents, K=4, "
+        "reset interval 32, 78 meta-steps), then an evaluation over 3 seeds.",
+    )
+    meta.add_argument(
+        "--config", help="a JSON file of settings (keys as the flags, with underscores)"
+    )
+    meta.add_argument(
+        "--env", action="append", help="a task env (repeat for multi-task); default Catch"
+    )
+    meta.add_argument("--optimizer", choices=PRESETS)
+    meta.add_argument("--step-size", dest="step_size", type=_positive_float)
+    meta.add_argument("--agents", type=_positive_int)
+    meta.add_argument("--unroll", type=_positive_int, help="inner updates K per meta-step")
+    meta.add_argument("--reset-interval", dest="reset_interval", type=_positive_int)
+    meta.add_argument("--pipeline", choices=PIPELINES)
+    meta.add_argument("--estimator", choices=ESTIMATORS)
+    meta.add_argument("--meta-lr", dest="meta_lr", type=_positive_float)
+    meta.add_argument("--meta-clip", dest="meta_clip", type=_positive_float)
+    meta.add_argument("--meta-steps", dest="meta_steps", type=_positive_int)
+    meta.add_argument("--seed", type=int)
+    meta.add_argument("--out")
+    meta.add_argument("--eval-seeds", dest="eval_seeds", type=_positive_int)
+    meta.add_argument("--eval-updates", dest="eval_updates", type=_positive_int)
+    meta.add_argument("--no-evaluate", action="store_true")
+    meta.set_defaults(run=_meta_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="compare an optimizer with Adam and RMSProp on an env"
+    )
+    evaluate.add_argument(
+        "--optimizer", required=True, help=f"a checkpoint (.l2o) or a preset {PRESETS}"
+    )
+    evaluate.add_argument("--env", required=True)
+    evaluate.add_argument(
+        "--lr", type=_positive_float, default=1e-3, help="the baselines' learning rate"
+    )
+    evaluate.add_argument("--seeds", type=_positive_int, default=3)
+    evaluate.add_argument("--updates", type=_positive_int, default=390)
+    evaluate.add_argument("--out", default="runs/evaluate")
+    evaluate.set_defaults(run=_evaluate)
+
+    plot = commands.add_parser(
+        "plot", help="plot a meta-training metrics log (metrics.jsonl) to PNG"
+    )
+    plot.add_argument("metrics")
+    plot.add_argument(
+        "--keys", help="comma-separated metric names (default: meta_loss and returns)"
+    )
+    plot.add_argument("--out")
+    plot.set_defaults(run=_plot)
+
     args = parser.parse_args(argv)
     return args.run(args)
 

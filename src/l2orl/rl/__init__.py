@@ -4,6 +4,7 @@ Importing `l2orl.rl` loads gymnax; brax loads only when a `"brax:..."` environme
 """
 
 from ._a2c import A2C as A2C
+from ._defaults import default_learner as default_learner
 from ._evaluate import (
     Evaluation as Evaluation,
     OptimizerResult as OptimizerResult,

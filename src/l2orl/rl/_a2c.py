@@ -18,7 +18,8 @@ class A2C(AbstractLearner):
 
     **Arguments:** `n_envs` (64), `rollout_length` (20), `gamma` (0.995), `lam` (0.95),
     `value_coef` (0.5), `entropy_coef` (0.01), `reward_scale` (1.0), `network`
-    ([`l2orl.rl.NetworkSpec`][]), `normalize_observations` (False), `bootstrap_truncation`
+    ([`l2orl.rl.NetworkSpec`][]; the default shared 64-64 tanh MLP is not a reference net: see
+    [`l2orl.rl.default_learner`][]), `normalize_observations` (False), `bootstrap_truncation`
     (True: a time-limit end bootstraps from the reached state's value; False treats it as
     terminal, as the reference does).
     """

@@ -53,7 +53,8 @@ def bootstrap_ci(
 class OptimizerResult:
     """One optimizer's runs: `curves` `(seeds, updates)` of training returns, `final` `(seeds,)`
     (each run's mean over its last `final_fraction` of updates), their mean and IQM with 95 %
-    bootstrap confidence intervals, and the wall time of the whole (jitted) training."""
+    bootstrap confidence intervals, and the wall time of the whole (jitted) training, compile
+    included."""
 
     name: str
     curves: np.ndarray
@@ -171,7 +172,7 @@ def evaluate(
     key: int = 0,
     final_fraction: float = 0.1,
 ) -> Evaluation:
-    """Train `learner` on `env` from scratch with each optimizer, on the same `seeds` seeds.
+    """Train `learner` on `env` from scratch with each optimizer, every one on the same seeds.
 
     **Arguments:** `optimizers` by name (optax transforms or learned optimizers), `learner`,
     `env`, `n_updates` per run, `seeds` (runs per optimizer), `key` (the seeds' root; every

@@ -121,7 +121,8 @@ class Gridworld(environment.Environment[EnvState, EnvParams]):
     channel per object, then the agent's channel last. It is channels-first, as
     `equinox.nn.Conv2d` expects, so a conv net convolves over the map with `num_objects + 1`
     input channels. (Optim4RL fed this same channels-first tensor to a channels-last flax conv,
-    convolving over `(cols, channels)` instead; that quirk is deliberately not reproduced.)
+    sliding over `(channels, rows)` with the columns as input channels; that quirk is
+    deliberately not reproduced.)
 
     **Arguments:**
 

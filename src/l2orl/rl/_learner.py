@@ -22,9 +22,10 @@ def as_float(x: float | Array) -> Float[Array, ""]:
 class NetworkSpec(eqx.Module):
     """Which actor-critic to build for an environment.
 
-    **Arguments:** `torso` (`"mlp"` or `"conv"`, the gridworld `C16_D32` net), `hidden_sizes`
-    (the MLP's widths, or the conv net's dense width), `activation`, and `value_hidden_sizes`:
-    `None` shares the torso between policy and value, a tuple gives the value its own MLP.
+    **Arguments:** `torso` (`"mlp"`, default, or `"conv"`, the gridworld `C16_D32` net),
+    `hidden_sizes` (the MLP's widths, or the conv net's dense width; default `(64, 64)`),
+    `activation` (default `"tanh"`), and `value_hidden_sizes` (default `None`: the torso is
+    shared between policy and value; a tuple gives the value its own MLP).
     """
 
     torso: str = eqx.field(static=True, default="mlp")
@@ -95,9 +96,10 @@ class Trajectory(eqx.Module):
     """A rollout of `T` steps of `n_envs` environments (leading axes `(T, n_envs)`; one step's
     transition, built inside the rollout's scan, has leading axis `(n_envs,)`).
 
-    `next_obs` is the observation each step reached, before any auto-reset, so values can be
-    bootstrapped through a time-limit truncation. `log_probs` and `values` are the behaviour
-    policy's.
+    **Attributes:** `obs`, `actions` (raw, as the policy samples them), `rewards`, `terminated`,
+    `truncated`, `next_obs` (the observation each step reached, before any auto-reset, so values
+    can be bootstrapped through a time-limit truncation), and the behaviour policy's
+    `log_probs` and `values`.
     """
 
     obs: Float[Array, "..."]

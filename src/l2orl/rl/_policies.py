@@ -38,7 +38,10 @@ class AbstractPolicyHead(eqx.Module):
 
 
 class Categorical(AbstractPolicyHead):
-    """A categorical distribution over `n_actions` discrete actions, from logits."""
+    """A categorical distribution over `n_actions` discrete actions, from logits.
+
+    **Arguments:** `n_actions`.
+    """
 
     n_actions: int = eqx.field(static=True)
 
@@ -67,6 +70,8 @@ class TanhGaussian(AbstractPolicyHead):
     are the pre-tanh Gaussian samples; `log_prob` includes the tanh change of variables, and
     `entropy` is the Gaussian's entropy plus the log-determinant at one sample, as brax.
     `to_env` maps `tanh(x) ∈ [-1, 1]` affinely onto `[low, high]`.
+
+    **Arguments:** `action_dim`, `min_std` (1e-3), `low` (-1.0), `high` (1.0).
     """
 
     action_dim: int = eqx.field(static=True)

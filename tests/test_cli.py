@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from l2orl import cli
+
+
+def test_meta_train_evaluate_and_plot(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"agents": 2, "unroll": 1, "reset_interval": 2, "meta_steps": 2}))
+    out = tmp_path / "run"
+    code = cli.main(
+        [
+            "meta-train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--eval-seeds",
+            "1",
+            "--eval-updates",
+            "3",
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| learned |" in text and "| adam 0.001 |" in text
+    assert (out / "optimizer.l2o").is_file() and (out / "evaluate-Catch.png").is_file()
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["agents"] == 2 and settings["env"] == ["Catch"]
+    assert cli.main(["plot", str(out / "metrics.jsonl"), "--out", str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "m.png").stat().st_size > 1000
+    evaluate = ["evaluate", "--optimizer", str(out / "optimizer.l2o"), "--env", "Catch"]
+    assert (
+        cli.main([*evaluate, "--seeds", "1", "--updates", "3", "--out", str(tmp_path / "eval")])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text
+    assert (tmp_path / "eval" / "evaluate-Catch.json").is_file()
+
+
+def test_bad_configs_fail_before_any_compile(tmp_path):
+    with pytest.raises(ValueError, match="unknown environment 'Catchy'; available"):
+        cli.main(["meta-train", "--env", "Catchy", "--out", str(tmp_path)])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"agentz": 3}))
+    with pytest.raises(SystemExit, match=r"unknown keys \['agentz'\]"):
+        cli.main(["meta-train", "--config", str(bad)])
+    bad.write_text(json.dumps({"unroll": 0}))
+    with pytest.raises(SystemExit, match="unroll must be a positive int, got 0"):
+        cli.main(["meta-train", "--config", str(bad)])
+    with pytest.raises(SystemExit):
+        cli.main(["meta-train", "--agents", "0"])
+    with pytest.raises(SystemExit, match="neither a checkpoint file nor a preset"):
+        cli.main(["evaluate", "--optimizer", "adamw", "--env", "Catch"])
+    with pytest.raises(SystemExit, match="no metrics log"):
+        cli.main(["plot", str(tmp_path / "missing.jsonl")])
+    assert not any(tmp_path.glob("*/checkpoints"))
