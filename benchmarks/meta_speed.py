@@ -74,9 +74,7 @@ def main() -> None:
     print(f"{args.config} (remat={args.remat}), {args.steps} timed meta-steps")
     first, traces, rate = result["first_step_s"], result["traces"], result["env_steps_per_s"]
     print(f"first meta-step (compile + run): {first:.1f} s; meta-step traced {traces}x")
-    print(
-        f"steady state: {rate:,.0f} env-steps/s = {rate / ref_rate:.2f}x the reference's {ref_rate:,.0f}"
-    )
+    print(f"steady state: {rate:,.0f} env-steps/s = {rate / ref_rate:.2f}x ref. ({ref_rate:,.0f})")
     print(f"peak RSS: {peak_gb:.2f} GB (reference {ref_gb} GB)")
 
 
