@@ -152,6 +152,15 @@ def test_full_es_with_lifetime_return_runs_and_descends():
     assert float(metrics["meta_loss"]) > 0
 
 
+def test_stateless_estimators_keep_no_state():
+    for estimator in (l2orl.TruncatedBPTT(), l2orl.TruncatedES(), l2orl.FullES(lifetime=2)):
+        assert isinstance(estimator, l2orl.AbstractStatelessEstimator)
+        assert estimator.init(None, None, KEY) is None
+    assert not isinstance(l2orl.PES(), l2orl.AbstractStatelessEstimator)
+    with pytest.raises(ValueError, match="std must be positive, got 0.0"):
+        l2orl.PES(std=0.0)
+
+
 def test_tbptt_rejects_a_non_differentiable_meta_loss():
     with pytest.raises(
         ValueError, match="TruncatedBPTT needs a differentiable meta-loss; UnrollReturn"

@@ -42,6 +42,7 @@ from ._meta import (
     PES as PES,
     AbstractEstimator as AbstractEstimator,
     AbstractMetaLoss as AbstractMetaLoss,
+    AbstractStatelessEstimator as AbstractStatelessEstimator,
     AbstractTruncationSchedule as AbstractTruncationSchedule,
     AgentLoss as AgentLoss,
     AgentsState as AgentsState,

@@ -1,6 +1,7 @@
 from ._estimators import (
     PES as PES,
     AbstractEstimator as AbstractEstimator,
+    AbstractStatelessEstimator as AbstractStatelessEstimator,
     FullES as FullES,
     PESState as PESState,
     TruncatedBPTT as TruncatedBPTT,

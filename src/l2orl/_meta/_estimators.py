@@ -104,13 +104,28 @@ class AbstractEstimator(eqx.Module):
         """**Returns:** `(meta_gradient, agents, state, metrics)`, metrics with `meta_loss`."""
 
 
+class AbstractStatelessEstimator(AbstractEstimator):
+    """An estimator that keeps no state of its own between meta-steps."""
+
+    def init(self, meta_params: PyTree, agents: AgentsState, key: PRNGKey) -> None:
+        return None
+
+    def on_reset(self, state: None, agents: AgentsState, mask: Bool[Array, " n"]) -> None:
+        return state
+
+
+def _check_std(std: float) -> None:
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std!r}")
+
+
 def _advance(
     agents: AgentsState, learner: PyTree, opt_state: PyTree, length: Int[Array, ""]
 ) -> AgentsState:
     return AgentsState(learner, opt_state, agents.offsets, agents.age + length)
 
 
-class TruncatedBPTT(AbstractEstimator):
+class TruncatedBPTT(AbstractStatelessEstimator):
     """Truncated backpropagation through time: the exact gradient of the meta-loss through the
     `K` inner updates of each agent, averaged over agents.
 
@@ -120,12 +135,6 @@ class TruncatedBPTT(AbstractEstimator):
     """
 
     remat: bool = eqx.field(static=True, default=False)
-
-    def init(self, meta_params, agents, key):
-        return None
-
-    def on_reset(self, state, agents, mask):
-        return state
 
     def estimate(
         self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
@@ -193,7 +202,7 @@ def _es_gradient(diff: Float[Array, " n"], directions: PyTree, std: float) -> Py
     return jax.tree.map(lambda d: jnp.tensordot(scale, d, axes=1) / diff.shape[0], directions)
 
 
-class TruncatedES(AbstractEstimator):
+class TruncatedES(AbstractStatelessEstimator):
     """Antithetic evolution strategies over each truncated unroll (one noise pair per agent):
     `ĝ = mean_j (L(φ+ε_j) - L(φ-ε_j))·ε_j / (2σ²)`, `ε_j ~ N(0, σ²)`.
 
@@ -204,14 +213,7 @@ class TruncatedES(AbstractEstimator):
     std: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
-        if not self.std > 0:
-            raise ValueError(f"std must be positive, got {self.std!r}")
-
-    def init(self, meta_params, agents, key):
-        return None
-
-    def on_reset(self, state, agents, mask):
-        return state
+        _check_std(self.std)
 
     def estimate(
         self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
@@ -262,8 +264,7 @@ class PES(AbstractEstimator):
     std: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
-        if not self.std > 0:
-            raise ValueError(f"std must be positive, got {self.std!r}")
+        _check_std(self.std)
 
     def init(self, meta_params, agents, key):
         zeros = jax.tree.map(
@@ -310,7 +311,7 @@ class PES(AbstractEstimator):
         return grad, _advance(agents, learner, opt_state, length), new_state, metrics
 
 
-class FullES(AbstractEstimator):
+class FullES(AbstractStatelessEstimator):
     """Antithetic ES over whole agent lifetimes (OPEN-style): every meta-step trains one fresh
     pair of agents per pipeline slot for `lifetime` updates with `φ±ε` and scores them with the
     meta-loss (use [`l2orl.LifetimeReturn`][]). The pipeline's persistent agents are unused.
@@ -322,14 +323,7 @@ class FullES(AbstractEstimator):
     def __check_init__(self):
         if not (isinstance(self.lifetime, int) and self.lifetime > 0):
             raise ValueError(f"lifetime must be a positive int, got {self.lifetime!r}")
-        if not self.std > 0:
-            raise ValueError(f"std must be positive, got {self.std!r}")
-
-    def init(self, meta_params, agents, key):
-        return None
-
-    def on_reset(self, state, agents, mask):
-        return state
+        _check_std(self.std)
 
     def estimate(
         self, meta_params, static, task, meta_loss, agents, state, length, max_length, key

@@ -61,13 +61,10 @@ class A2C(AbstractLearner):
         entropies = jax.vmap(jax.vmap(network.policy.entropy))(dist, keys)
         return a2c_loss(log_probs, entropies, values, targets, self.value_coef, self.entropy_coef)
 
-    def fresh_loss(
-        self, env, state: LearnerState, key: PRNGKey
-    ) -> tuple[Float[Array, ""], LearnerState]:
-        k_roll, k_loss = jax.random.split(key)
-        state, trajectory, _ = self.rollout(env, state, k_roll)
-        loss, _ = self.loss(state.network, state, trajectory, k_loss)
-        return loss, state
+    def trajectory_loss(
+        self, network, state: LearnerState, trajectory: Trajectory, key: PRNGKey
+    ) -> Float[Array, ""]:
+        return self.loss(network, state, trajectory, key)[0]
 
     def step(
         self,

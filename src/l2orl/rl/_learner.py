@@ -136,6 +136,11 @@ class AbstractLearner(eqx.Module):
         """One rollout and update. **Returns:** `(state, opt_state, metrics)` (scalars)."""
 
     @abc.abstractmethod
+    def trajectory_loss(
+        self, network: ActorCritic, state: LearnerState, trajectory: Trajectory, key: PRNGKey
+    ) -> Float[Array, ""]:
+        """The learner's loss of `network` on a rollout `trajectory` (differentiable in it)."""
+
     def fresh_loss(
         self, env, state: LearnerState, key: PRNGKey
     ) -> tuple[Float[Array, ""], LearnerState]:
@@ -144,6 +149,9 @@ class AbstractLearner(eqx.Module):
         Differentiable in `state.network`; **returns** `(loss, state)`, the state advanced by
         the rollout (environments and statistics; the network unchanged).
         """
+        k_roll, k_loss = jax.random.split(key)
+        state, trajectory, _ = self.rollout(env, state, k_roll)
+        return self.trajectory_loss(state.network, state, trajectory, k_loss), state
 
     def init(self, env, key: PRNGKey) -> LearnerState:
         """A fresh agent: new network parameters, `n_envs` reset environments, zero statistics."""

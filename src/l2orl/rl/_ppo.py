@@ -92,14 +92,10 @@ class PPO(AbstractLearner):
             flat(trajectory.values), flat(advantages), flat(advantages + trajectory.values),
         )  # fmt: skip
 
-    def fresh_loss(
-        self, env, state: LearnerState, key: PRNGKey
-    ) -> tuple[Float[Array, ""], LearnerState]:
-        k_roll, k_loss = jax.random.split(key)
-        state, trajectory, _ = self.rollout(env, state, k_roll)
-        batch = self._batch(state, trajectory)
-        loss, _ = self.loss(state.network, state, batch, k_loss)
-        return loss, state
+    def trajectory_loss(
+        self, network, state: LearnerState, trajectory: Trajectory, key: PRNGKey
+    ) -> Float[Array, ""]:
+        return self.loss(network, state, self._batch(state, trajectory), key)[0]
 
     def step(
         self,
