@@ -117,7 +117,7 @@ def _decode(node: Any, arrays: dict[int, np.ndarray], known: dict[str, type]) ->
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
     return buffer.getvalue()
 
 

@@ -64,6 +64,8 @@ def _settings(args: argparse.Namespace) -> dict:
             raise SystemExit(
                 f"error: unknown keys {unknown} in {args.config}; valid keys: {sorted(settings)}"
             )
+        if isinstance(loaded.get("env"), str):
+            loaded["env"] = [loaded["env"]]
         settings.update(loaded)
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
     return settings
@@ -83,6 +85,12 @@ def _check_settings(s: dict) -> None:
     for key in ("agents", "unroll", "reset_interval", "meta_steps", "eval_seeds", "eval_updates"):
         if not (isinstance(s[key], int) and s[key] > 0):
             raise SystemExit(f"error: {key} must be a positive int, got {s[key]!r}")
+    if s["meta_clip"] is not None and not (
+        isinstance(s["meta_clip"], int | float) and s["meta_clip"] > 0
+    ):
+        raise SystemExit(f"error: meta_clip must be positive or null, got {s['meta_clip']!r}")
+    if not isinstance(s["seed"], int):
+        raise SystemExit(f"error: seed must be an int, got {s['seed']!r}")
     for key in ("step_size", "meta_lr"):
         if not (isinstance(s[key], int | float) and s[key] > 0):
             raise SystemExit(f"error: {key} must be positive, got {s[key]!r}")
@@ -132,7 +140,12 @@ def _meta_train(args: argparse.Namespace) -> int:
         f"meta-training {settings['optimizer']} on {', '.join(settings['env'])} -> {out}",
         flush=True,
     )
-    state = trainer.run(settings["meta_steps"], out, key=settings["seed"], settings=settings)
+    # The evaluation settings and the output folder do not change the run, so a resumed run
+    # may evaluate differently.
+    run_settings = {
+        k: v for k, v in settings.items() if k not in ("out", "eval_seeds", "eval_updates")
+    }
+    state = trainer.run(settings["meta_steps"], out, key=settings["seed"], settings=run_settings)
     print(f"saved {out / 'optimizer.l2o'} ({int(state.skipped)} meta-steps skipped)")
     if args.no_evaluate:
         return 0
@@ -253,7 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta.add_argument("--pipeline", choices=PIPELINES)
     meta.add_argument("--estimator", choices=ESTIMATORS)
     meta.add_argument("--meta-lr", dest="meta_lr", type=_positive_float)
-    meta.add_argument("--meta-clip", dest="meta_clip", type=_positive_float)
+    meta.add_argument(
+        "--meta-clip",
+        dest="meta_clip",
+        type=_positive_float,
+        help="element-wise clip of the meta-gradient",
+    )
     meta.add_argument("--meta-steps", dest="meta_steps", type=_positive_int)
     meta.add_argument("--seed", type=int)
     meta.add_argument("--out")

@@ -54,8 +54,10 @@ class MetaTrainer(eqx.Module):
     One meta-step, jitted once: for each task, reset the agents its pipeline says, estimate
     the task's meta-gradient over its agents' `K`-update unrolls (`K` from `schedule`),
     optionally normalise it to norm `task_normalize`, average over tasks, and apply it with
-    `meta_optimizer` unless it is non-finite (then nothing changes and `skipped` counts it).
-    With several local devices, each task's agents are sharded over them (`jax.sharding`).
+    `meta_optimizer` unless it is non-finite: then the meta-parameters, meta-optimizer state,
+    agents and estimator state stay as they were (only `meta_step` and the key advance, so
+    the step's resets are dropped too) and `skipped` counts it. With several local devices
+    that divide a task's `n_agents`, its agents are sharded over them (`jax.sharding`).
 
     **Arguments:** `optimizer` (the initial learned optimizer), `tasks`, `estimator`
     (`TruncatedBPTT()`), `meta_loss` (`AgentLoss()`), `schedule` (`ConstantTruncation(4)`),
