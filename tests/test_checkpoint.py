@@ -125,6 +125,27 @@ def test_edited_manifest_fails_the_checksum(tmp_path):
         l2orl.load(path)
 
 
+def test_pytree_round_trip_with_keys_and_scalars(tmp_path):
+    tree = {
+        "key": jax.random.key(3),
+        "step": jnp.zeros((), jnp.int32),
+        "x": [jnp.ones((2, 3)), jnp.float32(2.5)],
+    }
+    path = l2orl.save_tree(tmp_path / "t.l2o", tree, metadata={"n": 1})
+    loaded = l2orl.load_tree(path, like=tree)
+    assert jnp.array_equal(jax.random.key_data(loaded["key"]), jax.random.key_data(tree["key"]))
+    assert loaded["step"].shape == () and loaded["step"].dtype == jnp.int32
+    assert eqx.tree_equal(loaded["x"], tree["x"])
+    with pytest.raises(l2orl.CheckpointError, match="another pytree structure"):
+        l2orl.load_tree(path, like={"x": 1})
+    with pytest.raises(
+        l2orl.CheckpointError, match=r"leaf 1 is int32\[\] in the file, expected float32\[\]"
+    ):
+        l2orl.load_tree(path, like={**tree, "step": jnp.zeros((), jnp.float32)})
+    with pytest.raises(l2orl.CheckpointError, match="holds a pytree, not a module"):
+        l2orl.load(path)
+
+
 def test_not_a_checkpoint_and_missing(tmp_path):
     (tmp_path / "x.l2o").write_text("hello")
     with pytest.raises(l2orl.CheckpointError, match="not a complete l2orl checkpoint"):

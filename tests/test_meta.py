@@ -155,9 +155,10 @@ def test_full_es_with_lifetime_return_runs_and_descends():
 def test_stateless_estimators_keep_no_state():
     for estimator in (l2orl.TruncatedBPTT(), l2orl.TruncatedES(), l2orl.FullES(lifetime=2)):
         assert isinstance(estimator, l2orl.AbstractStatelessEstimator)
-        assert estimator.init(None, None, KEY) is None
+        trainer = l2orl.MetaTrainer(_toy_optimizer(), (_toy_task(2),), estimator=estimator)
+        assert trainer.init(KEY).estimator_states == (None,)
     assert not isinstance(l2orl.PES(), l2orl.AbstractStatelessEstimator)
-    with pytest.raises(ValueError, match="std must be positive, got 0.0"):
+    with pytest.raises(ValueError, match=r"std must be positive, got 0\.0"):
         l2orl.PES(std=0.0)
 
 
@@ -364,3 +365,34 @@ def test_agents_shard_over_devices_with_the_same_meta_gradient():
     )
     for a, b in zip(one["params"], four["params"], strict=True):  # sgd(1): params - meta-gradient
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_abstract_parts_and_the_unroll_function():
+    assert isinstance(l2orl.AgentLoss(), l2orl.AbstractMetaLoss) and l2orl.AgentLoss.differentiable
+    assert not l2orl.UnrollReturn.differentiable and not l2orl.LifetimeReturn.differentiable
+    assert isinstance(l2orl.LogUniformTruncation(1, 4), l2orl.AbstractTruncationSchedule)
+    task = _toy_task(1)
+    learner = task.learner.init(None, KEY)
+    optimizer = _toy_optimizer()
+    opt_state = task.transform(optimizer).init(learner.params)
+    # Two of at most five updates run; the rest of the scan leaves the state alone.
+    loss, state, _, metrics = l2orl.unroll(optimizer, task, l2orl.AgentLoss(), learner, opt_state,
+                                           jnp.int32(2), 5, KEY)  # fmt: skip
+    tx = optimizer.as_optax()
+    expected, o = learner, tx.init(learner.params)
+    for _ in range(2):
+        expected, o, _ = task.learner.step(None, expected, tx, o, None)
+    np.testing.assert_allclose(state.x, expected.x, rtol=1e-6)
+    assert float(loss) == pytest.approx(
+        float(task.learner.fresh_loss(None, expected, None)[0]), rel=1e-5
+    )
+    assert float(metrics["agent_episodes"]) == 2.0
+
+
+def test_default_learners_follow_the_reference():
+    catch = rl.default_learner("Catch", n_envs=1)
+    assert isinstance(catch, rl.A2C) and catch.n_envs == 1 and catch.network.hidden_sizes == (256,)
+    assert rl.default_learner("big_dense_long").network.torso == "conv"
+    assert rl.default_learner("big_dense_long").n_envs == 512
+    ppo = rl.default_learner("brax:ant")
+    assert isinstance(ppo, rl.PPO) and ppo.network.value_hidden_sizes == (256,) * 5
