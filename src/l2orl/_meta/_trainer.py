@@ -245,7 +245,10 @@ class MetaTrainer(eqx.Module):
         else:
             config_path.write_text(json.dumps(config, indent=1))
         state = self.init(jax.random.key(key) if isinstance(key, int) else key)
-        checkpoints = sorted((out / "checkpoints").glob("step-*.l2o"))
+        checkpoints = [
+            path for path in sorted((out / "checkpoints").glob("step-*.l2o"))
+            if int(path.stem.removeprefix("step-")) <= n_meta_steps
+        ]  # fmt: skip
         if resume and checkpoints:
             state = load_tree(checkpoints[-1], like=state)
         start = int(state.meta_step)
