@@ -76,10 +76,7 @@ class A2C(AbstractLearner):
     ) -> tuple[LearnerState, PyTree, Metrics]:
         k_roll, k_loss = jax.random.split(key)
         state, trajectory, metrics = self.rollout(env, state, k_roll)
-        if self.normalize_observations:
-            state = eqx.tree_at(
-                lambda s: s.normalizer, state, state.normalizer.update(trajectory.obs)
-            )
+        state = self.update_statistics(state, trajectory)
         (loss, loss_metrics), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(
             state.network, state, trajectory, k_loss
         )

@@ -234,6 +234,12 @@ class AbstractLearner(eqx.Module):
         }
         return state, trajectory, metrics
 
+    def update_statistics(self, state: LearnerState, trajectory: Trajectory) -> LearnerState:
+        """Fold the rollout's observations into the normalisation statistics, if enabled."""
+        if not self.normalize_observations:
+            return state
+        return eqx.tree_at(lambda s: s.normalizer, state, state.normalizer.update(trajectory.obs))
+
     def apply_update(
         self,
         state: LearnerState,

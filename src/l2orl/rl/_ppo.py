@@ -108,10 +108,7 @@ class PPO(AbstractLearner):
         k_roll, k_epochs = jax.random.split(key)
         state, trajectory, metrics = self.rollout(env, state, k_roll)
         batch = self._batch(state, trajectory)  # values bootstrapped with the acting statistics
-        if self.normalize_observations:
-            state = eqx.tree_at(
-                lambda s: s.normalizer, state, state.normalizer.update(trajectory.obs)
-            )
+        state = self.update_statistics(state, trajectory)
         size = batch.log_probs.shape[0] // self.n_minibatches
         grad_fn = eqx.filter_value_and_grad(self.loss, has_aux=True)
 
