@@ -98,6 +98,7 @@ def _check_settings(s: dict) -> None:
 
 def make_trainer(s: dict):
     """The `MetaTrainer` a settings dict describes (one task per env, one env per agent)."""
+    import jax
     import optax
 
     import l2orl
@@ -118,17 +119,13 @@ def make_trainer(s: dict):
     meta_optimizer = optax.adam(s["meta_lr"])
     if s["meta_clip"] is not None:
         meta_optimizer = optax.chain(optax.clip(s["meta_clip"]), meta_optimizer)
-    optimizer = getattr(l2orl, s["optimizer"])(step_size=s["step_size"], key=jax_key(s["seed"]))
+    optimizer = getattr(l2orl, s["optimizer"])(
+        step_size=s["step_size"], key=jax.random.key(s["seed"])
+    )
     return l2orl.MetaTrainer(
         optimizer, tasks, estimator=estimator, schedule=l2orl.ConstantTruncation(s["unroll"]),
         meta_optimizer=meta_optimizer,
     )  # fmt: skip
-
-
-def jax_key(seed: int):
-    import jax
-
-    return jax.random.key(seed)
 
 
 def _meta_train(args: argparse.Namespace) -> int:

@@ -178,23 +178,34 @@ def _noise(meta_params: PyTree, key: PRNGKey, n: int, std: float) -> PyTree:
     )
 
 
-def _antithetic(
-    meta_params, static, task, meta_loss, pos, neg, eps, length, max_length, keys, remat=False
-):
+def _antithetic(meta_params, static, task, meta_loss, pos, neg, eps, length, max_length, keys):
     """Both antithetic unrolls of every agent (same keys: common random numbers)."""
 
     def one(eps_j, pos_learner, pos_opt, neg_learner, neg_opt, key):
         plus = eqx.combine(jax.tree.map(jnp.add, meta_params, eps_j), static)
         minus = eqx.combine(jax.tree.map(jnp.subtract, meta_params, eps_j), static)
         lp, pl, po, pm = unroll(
-            plus, task, meta_loss, pos_learner, pos_opt, length, max_length, key, remat
+            plus, task, meta_loss, pos_learner, pos_opt, length, max_length, key
         )
         lm, nl, no, _ = unroll(
-            minus, task, meta_loss, neg_learner, neg_opt, length, max_length, key, remat
+            minus, task, meta_loss, neg_learner, neg_opt, length, max_length, key
         )
         return lp, lm, (pl, po), (nl, no), pm
 
     return jax.vmap(one)(eps, *pos, *neg, keys)
+
+
+def _es_metrics(
+    lp: Float[Array, " n"], lm: Float[Array, " n"], length, metrics: Metrics
+) -> Metrics:
+    """An antithetic step's metrics: mean loss of the pair, updates and unrolls run."""
+    n = lp.shape[0]
+    return {
+        "meta_loss": jnp.mean(0.5 * (lp + lm)),
+        "inner_updates": 2 * n * length,
+        "unrolls": 2 * n,
+        **_mean_metrics(metrics),
+    }
 
 
 def _es_gradient(diff: Float[Array, " n"], directions: PyTree, std: float) -> PyTree:
@@ -235,12 +246,7 @@ class TruncatedES(AbstractStatelessEstimator):
             jax.random.split(k_run, n),
         )
         grad = _es_gradient(lp - lm, eps, self.std)
-        metrics = {
-            "meta_loss": jnp.mean(0.5 * (lp + lm)),
-            "inner_updates": 2 * n * length,
-            "unrolls": 2 * n,
-            **_mean_metrics(metrics),
-        }
+        metrics = _es_metrics(lp, lm, length, metrics)
         return grad, _advance(agents, learner, opt_state, length), state, metrics
 
 
@@ -302,12 +308,7 @@ class PES(AbstractEstimator):
         )
         grad = _es_gradient(lp - lm, accumulated, self.std)
         new_state = PESState(neg_learner, neg_opt, accumulated)
-        metrics = {
-            "meta_loss": jnp.mean(0.5 * (lp + lm)),
-            "inner_updates": 2 * n * length,
-            "unrolls": 2 * n,
-            **_mean_metrics(metrics),
-        }
+        metrics = _es_metrics(lp, lm, length, metrics)
         return grad, _advance(agents, learner, opt_state, length), new_state, metrics
 
 
@@ -347,15 +348,4 @@ class FullES(AbstractStatelessEstimator):
             jax.random.split(k_run, n),
         )
         grad = _es_gradient(lp - lm, eps, self.std)
-        loss = jnp.mean(0.5 * (lp + lm))
-        return (
-            grad,
-            agents,
-            state,
-            {
-                "meta_loss": loss,
-                "inner_updates": 2 * n * lifetime,
-                "unrolls": 2 * n,
-                **_mean_metrics(metrics),
-            },
-        )
+        return grad, agents, state, _es_metrics(lp, lm, lifetime, metrics)
