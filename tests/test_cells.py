@@ -6,6 +6,7 @@ import pytest
 
 import l2orl
 from helpers import CELLS, KEY, ids
+from l2orl._cells._coordinates import apply_to_coordinates
 
 
 def _sig(x):
@@ -131,3 +132,58 @@ def test_wrong_feature_size_is_caught_by_the_shape_checks():
     cell = l2orl.GRUCell(3, key=KEY)
     with pytest.raises(Exception, match=r"n_features|shape"):
         cell(jnp.ones(4), cell.init_hidden())
+
+
+@pytest.mark.parametrize("block", [8, 37, 64])
+@pytest.mark.parametrize("cell", CELLS, ids=ids(CELLS))
+def test_blocked_backward_equals_autodiff_of_vmap(cell, block):
+    """`apply_to_coordinates` (the optimizers' path) = `jax.vmap(cell)` in values and in
+    gradients, for blocks that divide the coordinates, overlap at the end, or exceed them;
+    alone and vmapped over agents."""
+    n = 37
+    k_x, k_h, k_o, k_w = jax.random.split(KEY, 4)
+    x = jax.random.normal(k_x, (cell.n_features, n))
+    template, treedef = jax.tree.flatten(cell.init_hidden())
+    hidden = treedef.unflatten(
+        [jax.random.normal(jax.random.fold_in(k_h, i), (*t.shape, n)) for i, t in
+         enumerate(template)]
+    )  # fmt: skip
+    w_out = jax.random.normal(k_o, (cell.n_out, n))
+    w_hidden = jax.tree.map(lambda h: jax.random.normal(k_w, h.shape), hidden)
+
+    def loss(apply, inputs):
+        out, new_hidden = apply(*inputs)
+        return jnp.sum(w_out * out) + sum(
+            jnp.sum(w * h)
+            for w, h in zip(jax.tree.leaves(w_hidden), jax.tree.leaves(new_hidden), strict=True)
+        )
+
+    def vmapped(c, x, h):
+        return jax.vmap(c, in_axes=(-1, -1), out_axes=-1)(x, h)
+
+    def blocked(c, x, h):
+        return apply_to_coordinates(c, x, h, block)
+
+    inputs = (cell, x, hidden)
+    for a, b in zip(
+        jax.tree.leaves(vmapped(*inputs)), jax.tree.leaves(blocked(*inputs)), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    expected = eqx.filter_grad(lambda i: loss(vmapped, i))(inputs)
+    got = eqx.filter_jit(eqx.filter_grad(lambda i: loss(blocked, i)))(inputs)
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    # Three agents: vmapped over the leading axis of features and hidden, shared weights.
+    agents = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a, -a]), (x, hidden))
+
+    def over_agents(apply):
+        def total(c, xh):
+            return jnp.sum(jax.vmap(lambda x, h: loss(apply, (c, x, h)))(*xh))
+
+        return eqx.filter_grad(total)(cell, agents)
+
+    for a, b in zip(
+        jax.tree.leaves(over_agents(vmapped)), jax.tree.leaves(over_agents(blocked)), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

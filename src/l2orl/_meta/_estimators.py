@@ -16,14 +16,15 @@ def unroll(
     meta_loss: AbstractMetaLoss,
     learner_state: PyTree,
     opt_state: PyTree,
-    length: Int[Array, ""],
+    length: Int[Array, ""] | int,
     max_length: int,
     key: PRNGKey,
     remat: bool = False,
 ) -> tuple[Float[Array, ""], PyTree, PyTree, Metrics]:
     """One agent: `length` (≤ `max_length`) inner updates with `optimizer`, then the meta-loss.
 
-    The scan always runs `max_length` steps; steps past `length` leave the state unchanged.
+    The scan always runs `max_length` steps; steps past a traced `length` leave the state
+    unchanged (a Python int `length` is known to cover every step: nothing is masked).
     With `remat`, each inner update is rematerialised in the backward pass (peak memory grows
     with the number of updates by their carries only, not their activations).
 
@@ -42,6 +43,8 @@ def unroll(
     def body(carry, inputs):
         index, key = inputs
         new_carry, metrics = update(carry, key)
+        if isinstance(length, int):
+            return new_carry, (metrics, jnp.ones((), bool))
         active = index < length
         return tree_select(active, new_carry, carry), (metrics, active)
 
@@ -97,11 +100,14 @@ class AbstractEstimator(eqx.Module):
         meta_loss: AbstractMetaLoss,
         agents: AgentsState,
         state: PyTree,
-        length: Int[Array, ""],
+        length: Int[Array, ""] | int,
         max_length: int,
         key: PRNGKey,
     ) -> tuple[PyTree, AgentsState, PyTree, Metrics]:
-        """**Returns:** `(meta_gradient, agents, state, metrics)`, metrics with `meta_loss`."""
+        """`length` is this meta-step's `K`: a traced int32 ≤ `max_length`, or a Python int
+        when the schedule's `K` never varies (then no inner update needs masking).
+
+        **Returns:** `(meta_gradient, agents, state, metrics)`, metrics with `meta_loss`."""
 
 
 class AbstractStatelessEstimator(AbstractEstimator):
@@ -120,7 +126,7 @@ def _check_std(std: float) -> None:
 
 
 def _advance(
-    agents: AgentsState, learner: PyTree, opt_state: PyTree, length: Int[Array, ""]
+    agents: AgentsState, learner: PyTree, opt_state: PyTree, length: Int[Array, ""] | int
 ) -> AgentsState:
     return AgentsState(learner, opt_state, agents.offsets, agents.age + length)
 
@@ -160,7 +166,7 @@ class TruncatedBPTT(AbstractStatelessEstimator):
         )(meta_params)
         metrics = {
             "meta_loss": loss,
-            "inner_updates": length * task.pipeline.n_agents,
+            "inner_updates": jnp.asarray(length * task.pipeline.n_agents, jnp.int32),
             "unrolls": task.pipeline.n_agents,
             **_mean_metrics(metrics),
         }
@@ -202,7 +208,7 @@ def _es_metrics(
     n = lp.shape[0]
     return {
         "meta_loss": jnp.mean(0.5 * (lp + lm)),
-        "inner_updates": 2 * n * length,
+        "inner_updates": jnp.asarray(2 * n * length, jnp.int32),
         "unrolls": 2 * n,
         **_mean_metrics(metrics),
     }

@@ -21,6 +21,7 @@ class AbstractTruncationSchedule(eqx.Module):
     that varies `K` never recompiles.
     """
 
+    min_length: eqx.AbstractVar[int]
     max_length: eqx.AbstractVar[int]
 
     @abc.abstractmethod
@@ -35,6 +36,10 @@ class ConstantTruncation(AbstractTruncationSchedule):
 
     def __check_init__(self):
         _check_length("length", self.length)
+
+    @property
+    def min_length(self) -> int:
+        return self.length
 
     @property
     def max_length(self) -> int:
@@ -73,6 +78,10 @@ class CurriculumTruncation(AbstractTruncationSchedule):
     def __check_init__(self):
         for name in ("start", "end", "n_meta_steps"):
             _check_length(name, getattr(self, name))
+
+    @property
+    def min_length(self) -> int:
+        return min(self.start, self.end)
 
     @property
     def max_length(self) -> int:

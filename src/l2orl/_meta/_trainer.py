@@ -135,6 +135,8 @@ class MetaTrainer(eqx.Module):
         key, k_length, *task_keys = jax.random.split(state.key, 2 + 2 * len(self.tasks))
         length = self.schedule.sample(k_length, state.meta_step)
         grads, agents, estimator_states, metrics = [], [], [], {"K": length}
+        if self.schedule.min_length == self.schedule.max_length:
+            length = self.schedule.max_length  # static: the unrolls need no masking
         env_steps = jnp.zeros((), jnp.float32)
         for i, task in enumerate(self.tasks):
             task_agents, est = state.agents[i], state.estimator_states[i]
