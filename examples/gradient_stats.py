@@ -119,7 +119,7 @@ def main() -> None:
         summary["tasks"][name] = {
             "quantiles_5_50_95": [
                 np.quantile(x, [0.05, 0.5, 0.95]).tolist() for x in samples[name]
-            ],  # fmt: skip
+            ],
             "wasserstein_to_first_per_seed": drift,
         }
         final = [d[-1] for d in drift]

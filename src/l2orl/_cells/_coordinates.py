@@ -12,13 +12,11 @@ CHUNK = 16384
 """Coordinates per block of the backward pass: a block's gates fit in a core's L2 cache."""
 
 
-def _rows(
-    cell: AbstractCell, features: Float[Array, "F n"], hidden: PyTree, unrolled: bool = False
-) -> tuple:
+def _rows(cell: AbstractCell, features: Float[Array, "F n"], hidden: PyTree) -> tuple:
     """The cell over `n` coordinates, coordinate axis last. GRUs have a hand-batched form
-    (`gru_rows`, `unrolled` for the forward pass only); other cells are vmapped."""
+    (`gru_rows`, differentiated by `gru_rows_vjp`); other cells are vmapped."""
     if isinstance(cell, GRUCell):
-        return gru_rows(cell, features, hidden, unrolled)
+        return gru_rows(cell, features, hidden)
     return jax.vmap(cell, in_axes=(-1, -1), out_axes=-1)(features, hidden)
 
 
@@ -38,13 +36,13 @@ def apply_to_coordinates(
 
 @eqx.filter_custom_vjp
 def _blocked(inputs, block):
-    return _rows(*inputs, unrolled=True)
+    return _rows(*inputs)
 
 
 @_blocked.def_fwd
 def _blocked_fwd(perturbed, inputs, block):
     del perturbed
-    return _rows(*inputs, unrolled=True), None
+    return _rows(*inputs), None
 
 
 @_blocked.def_bwd
@@ -87,32 +85,40 @@ def _blocked_bwd(residuals, cotangents, perturbed, inputs, block):
     return backward(arrays, features, hidden, d_out, d_hidden)
 
 
+def _vjp(cell: AbstractCell, features, hidden, d_out, d_hidden) -> tuple:
+    """The vector-Jacobian product of `_rows` on one block: `(d_arrays, d_features,
+    d_hidden)`, `d_arrays` the gradient of the cell's inexact arrays."""
+    if isinstance(cell, GRUCell):
+        d_cell, d_features, d_hidden = gru_rows_vjp(cell, features, hidden, d_out, d_hidden)
+        return eqx.filter(d_cell, eqx.is_inexact_array), d_features, d_hidden
+    arrays, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def rows(arrays, x, h):
+        return _rows(eqx.combine(arrays, static), x, h)
+
+    return jax.vjp(rows, arrays, features, hidden)[1]((d_out, d_hidden))
+
+
 def _backward(cell, features, hidden, d_out, d_hidden, block) -> tuple:
     """The vector-Jacobian product of `_rows`, computed block by block of coordinates."""
     n = features.shape[-1]
-    size = min(block, n)
-    arrays, static = eqx.partition(cell, eqx.is_inexact_array)
+    if n <= block:
+        return _vjp(cell, features, hidden, d_out, d_hidden)
 
     def step(b, carry):
         d_arrays, d_features, d_hidden_in = carry
         # The last block is shifted back to end at n; coordinates an earlier block already
         # covered are masked out of its cotangents (and kept in the outputs).
-        start = jnp.minimum(b * size, n - size)
-        fresh = (start + jnp.arange(size)) >= b * size
+        start = jnp.minimum(b * block, n - block)
+        fresh = (start + jnp.arange(block)) >= b * block
 
         def cut(x):
-            return jax.lax.dynamic_slice_in_dim(x, start, size, axis=x.ndim - 1)
+            return jax.lax.dynamic_slice_in_dim(x, start, block, axis=x.ndim - 1)
 
-        def rows(arrays, x, h):
-            return _rows(eqx.combine(arrays, static), x, h)
-
-        inputs = (cut(features), jax.tree.map(cut, hidden))
         masked = jax.tree.map(lambda d: jnp.where(fresh, cut(d), 0.0), (d_out, d_hidden))
-        if isinstance(cell, GRUCell):
-            g_cell, g_features, g_hidden = gru_rows_vjp(cell, *inputs, *masked)
-            g_arrays = eqx.filter(g_cell, eqx.is_inexact_array)
-        else:
-            g_arrays, g_features, g_hidden = jax.vjp(rows, arrays, *inputs)[1](masked)
+        g_arrays, g_features, g_hidden = _vjp(
+            cell, cut(features), jax.tree.map(cut, hidden), *masked
+        )
 
         def put(full, part):
             kept = jnp.where(fresh, part, cut(full))
@@ -124,5 +130,6 @@ def _backward(cell, features, hidden, d_out, d_hidden, block) -> tuple:
             jax.tree.map(put, d_hidden_in, g_hidden),
         )
 
+    arrays = eqx.filter(cell, eqx.is_inexact_array)
     zeros = jax.tree.map(jnp.zeros_like, (arrays, features, hidden))
-    return jax.lax.fori_loop(0, -(-n // size), step, zeros)
+    return jax.lax.fori_loop(0, -(-n // block), step, zeros)

@@ -143,24 +143,15 @@ class LSTMCell(AbstractCell):
 
 
 def gru_rows(
-    cell: GRUCell,
-    features: Float[Array, "n_features n"],
-    hidden: Float[Array, "hidden n"],
-    unrolled: bool = False,
+    cell: GRUCell, features: Float[Array, "n_features n"], hidden: Float[Array, "hidden n"]
 ) -> tuple[Float[Array, "n_out n"], Float[Array, "hidden n"]]:
     """`cell` over `n` coordinates, coordinate axis last: the equations of `GRUCell.__call__`
-    as `(3H, H) @ (H, n)` products instead of `n` vmapped ones.
-
-    `unrolled=True` writes each product as `H` scaled rows summed, which XLA fuses with the
-    gates into one pass over memory: faster to evaluate, slow to differentiate."""
+    with its recurrent products unrolled into sums, which XLA fuses with the gates into one
+    pass over memory. Fast to evaluate, slow to differentiate: its gradient is `gru_rows_vjp`."""
     size = cell.hidden_size
     xi = jnp.einsum("ghf,fn->ghn", cell.input_kernel, features) + cell.input_bias[..., None]
     kernel = cell.recurrent_kernel.reshape(3 * size, size)
-    if unrolled:
-        hh = sum(kernel[:, i, None] * hidden[i] for i in range(size))
-    else:
-        hh = kernel @ hidden
-    hh = hh.reshape(3, size, -1)
+    hh = sum(kernel[:, i, None] * hidden[i] for i in range(size)).reshape(3, size, -1)
     r = jax.nn.sigmoid(xi[0] + hh[0])
     z = jax.nn.sigmoid(xi[1] + hh[1])
     n = ACTIVATIONS[cell.activation](xi[2] + r * (hh[2] + cell.recurrent_bias[:, None]))
@@ -176,27 +167,29 @@ def gru_rows_vjp(
     d_hidden: Float[Array, "hidden n"],
 ) -> tuple[GRUCell, Float[Array, "n_features n"], Float[Array, "hidden n"]]:
     """The vector-Jacobian product of `gru_rows` by hand: gradients for the cell's weights (as
-    a `GRUCell`), the features and the hidden state, given those of `(out, hidden')`."""
-    size = cell.hidden_size
-    xi = jnp.einsum("ghf,fn->ghn", cell.input_kernel, features) + cell.input_bias[..., None]
-    kernel = cell.recurrent_kernel.reshape(3 * size, size)
-    hh = (kernel @ hidden).reshape(3, size, -1)
+    a `GRUCell`), the features and the hidden state, given those of `(out, hidden')`.
+
+    Products are matmuls, and gates are kept apart, never stacked: stacked gate gradients,
+    or products unrolled into sums, made XLA recompute the elementwise chain into each
+    consumer (2× slower meta-steps)."""
+    w_in, w_rec, w_out = cell.input_kernel, cell.recurrent_kernel, cell.readout.weight
+    xi = [w_in[g] @ features + cell.input_bias[g][:, None] for g in range(3)]
+    hh = [w_rec[g] @ hidden for g in range(3)]
     r = jax.nn.sigmoid(xi[0] + hh[0])
     z = jax.nn.sigmoid(xi[1] + hh[1])
     c = hh[2] + cell.recurrent_bias[:, None]
     n, activation_vjp = jax.vjp(ACTIVATIONS[cell.activation], xi[2] + r * c)
     new_hidden = n + z * (hidden - n)
-    dh = d_hidden + cell.readout.weight.T @ d_out
+    dh = d_hidden + w_out.T @ d_out
     (d_n,) = activation_vjp(dh * (1.0 - z))
     d_z = dh * (hidden - n) * z * (1.0 - z)
     d_r = d_n * c * r * (1.0 - r)
     d_c = d_n * r
-    d_xi = jnp.stack([d_r, d_z, d_n])
-    d_hh = jnp.concatenate([d_r, d_z, d_c])
+    d_in, d_rec = (d_r, d_z, d_n), (d_r, d_z, d_c)
     grads = (
-        jnp.einsum("ghn,fn->ghf", d_xi, features),
-        jnp.sum(d_xi, axis=-1),
-        (d_hh @ hidden.T).reshape(3, size, size),
+        jnp.stack([d @ features.T for d in d_in]),
+        jnp.stack([jnp.sum(d, axis=-1) for d in d_in]),
+        jnp.stack([d @ hidden.T for d in d_rec]),
         jnp.sum(d_c, axis=-1),
         d_out @ new_hidden.T,
         jnp.sum(d_out, axis=-1),
@@ -206,5 +199,6 @@ def gru_rows_vjp(
                    c.readout.weight, c.readout.bias),
         cell, grads,
     )  # fmt: skip
-    d_features = jnp.einsum("ghf,ghn->fn", cell.input_kernel, d_xi)
-    return d_cell, d_features, dh * z + kernel.T @ d_hh
+    d_features = sum(w_in[g].T @ d_in[g] for g in range(3))
+    d_hidden = dh * z + sum(w_rec[g].T @ d_rec[g] for g in range(3))
+    return d_cell, d_features, d_hidden
