@@ -55,6 +55,7 @@ def make_cells(n_features: int, key=KEY) -> list:
 CELLS = make_cells(3)
 
 HEADS = [
+    l2orl.LinearHead(),
     l2orl.SignExpHead(),
     l2orl.ExpHead(),
     l2orl.ExpScaleHead(),

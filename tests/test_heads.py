@@ -19,6 +19,7 @@ def test_scalar_output_jit_and_vmap(head):
 def test_head_rules():
     o = jnp.asarray([0.3, -0.5, 2.0, 7.0])
     g = jnp.asarray(-0.25)
+    np.testing.assert_allclose(l2orl.LinearHead()(o[:1], g), 0.3, rtol=1e-6)
     np.testing.assert_allclose(l2orl.SignExpHead()(o[:1], g), -np.exp(0.3), rtol=1e-6)
     np.testing.assert_allclose(l2orl.ExpHead()(o[:1], g), np.exp(0.3), rtol=1e-6)
     np.testing.assert_allclose(l2orl.ExpScaleHead()(o[:1], g), -0.25 * np.exp(0.3), rtol=1e-6)

@@ -24,6 +24,7 @@ from ._heads import (
     ExpHead as ExpHead,
     ExpScaleHead as ExpScaleHead,
     GainBiasHead as GainBiasHead,
+    LinearHead as LinearHead,
     SignExpHead as SignExpHead,
 )
 from ._lopt import (

@@ -22,6 +22,18 @@ class AbstractHead(eqx.Module):
         """**Arguments:** `out` of shape `(n_in,)`, the coordinate's gradient `grad` (scalar)."""
 
 
+class LinearHead(AbstractHead):
+    """`o`: the cell's output is the direction itself, with no built-in structure (the plain
+    per-coordinate network of the structure ablation)."""
+
+    @property
+    def n_in(self) -> int:
+        return 1
+
+    def __call__(self, out: Float[Array, " 1"], grad: Float[Array, ""]) -> Float[Array, ""]:
+        return out[0]
+
+
 class SignExpHead(AbstractHead):
     """`sign(g)·exp(o)`: a learned positive magnitude along the gradient (Optim4RL's m)."""
 

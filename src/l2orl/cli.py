@@ -11,10 +11,14 @@ ESTIMATORS = ("tbptt", "es", "pes")
 PIPELINES = ("staggered", "random", "none")
 
 # `l2orl meta-train` with no arguments: the embedded default (the reference's Catch setting).
+FINAL_FRACTION = 0.05
+"""The tail of each evaluation run that scores it (issue 4's protocol: the last 5 %)."""
+
 META_TRAIN_DEFAULTS = {
     "env": ["Catch"],
     "optimizer": "Optim4RL",
     "step_size": 1e-3,
+    "agent_clip": None,
     "agents": 64,
     "unroll": 4,
     "reset_interval": 32,
@@ -85,6 +89,10 @@ def _check_settings(s: dict) -> None:
     for key in ("agents", "unroll", "reset_interval", "meta_steps", "eval_seeds", "eval_updates"):
         if not (isinstance(s[key], int) and s[key] > 0):
             raise SystemExit(f"error: {key} must be a positive int, got {s[key]!r}")
+    if s["agent_clip"] is not None and not (
+        isinstance(s["agent_clip"], int | float) and s["agent_clip"] > 0
+    ):
+        raise SystemExit(f"error: agent_clip must be positive or null, got {s['agent_clip']!r}")
     if s["meta_clip"] is not None and not (
         isinstance(s["meta_clip"], int | float) and s["meta_clip"] > 0
     ):
@@ -96,8 +104,9 @@ def _check_settings(s: dict) -> None:
             raise SystemExit(f"error: {key} must be positive, got {s[key]!r}")
 
 
-def make_trainer(s: dict):
-    """The `MetaTrainer` a settings dict describes (one task per env, one env per agent)."""
+def make_trainer(s: dict, optimizer=None):
+    """The `MetaTrainer` a settings dict describes (one task per env, one env per agent), for
+    `optimizer` if given, else the preset `s["optimizer"]`."""
     import jax
     import optax
 
@@ -110,6 +119,7 @@ def make_trainer(s: dict):
             rl.default_learner(env, n_envs=1),
             rl.make(env),
             l2orl.Pipeline(s["agents"], s["reset_interval"], s["pipeline"]),
+            grad_clip=s["agent_clip"],
         )
         for env in s["env"]
     )
@@ -119,9 +129,10 @@ def make_trainer(s: dict):
     meta_optimizer = optax.adam(s["meta_lr"])
     if s["meta_clip"] is not None:
         meta_optimizer = optax.chain(optax.clip(s["meta_clip"]), meta_optimizer)
-    optimizer = getattr(l2orl, s["optimizer"])(
-        step_size=s["step_size"], key=jax.random.key(s["seed"])
-    )
+    if optimizer is None:
+        optimizer = getattr(l2orl, s["optimizer"])(
+            step_size=s["step_size"], key=jax.random.key(s["seed"])
+        )
     return l2orl.MetaTrainer(
         optimizer, tasks, estimator=estimator, schedule=l2orl.ConstantTruncation(s["unroll"]),
         meta_optimizer=meta_optimizer,
@@ -154,22 +165,29 @@ def _meta_train(args: argparse.Namespace) -> int:
         settings["eval_seeds"],
         settings["eval_updates"],
         out,
+        settings["agent_clip"],
     )
 
 
-def _compare(optimizer, env_name: str, lr: float, seeds: int, updates: int, out: Path) -> int:
+def _compare(
+    optimizer, env_name: str, lr: float, seeds: int, updates: int, out: Path, clip=None
+) -> int:
     import optax
 
     import l2orl.rl as rl
 
     optimizers = {
-        "learned": optimizer,
+        "learned": optimizer.as_optax(),
         f"adam {lr:g}": optax.adam(lr),
         f"rmsprop {lr:g}": optax.rmsprop(lr),
     }
+    if clip is not None:  # every optimizer sees the clipped gradients, as in meta-training
+        optimizers = {f"clip({clip:g}) + {name}": optax.chain(optax.clip(clip), tx)
+                      for name, tx in optimizers.items()}  # fmt: skip
     result = rl.evaluate(
-        optimizers, rl.default_learner(env_name), rl.make(env_name), n_updates=updates, seeds=seeds
-    )
+        optimizers, rl.default_learner(env_name), rl.make(env_name), n_updates=updates,
+        seeds=seeds, final_fraction=FINAL_FRACTION,
+    )  # fmt: skip
     print(result.table())
     out.mkdir(parents=True, exist_ok=True)
     name = env_name.replace(":", "_")
@@ -257,6 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     meta.add_argument("--optimizer", choices=PRESETS)
     meta.add_argument("--step-size", dest="step_size", type=_positive_float)
+    meta.add_argument(
+        "--agent-clip",
+        dest="agent_clip",
+        type=_positive_float,
+        help="element-wise clip of the agents' gradients before the optimizer",
+    )
     meta.add_argument("--agents", type=_positive_int)
     meta.add_argument("--unroll", type=_positive_int, help="inner updates K per meta-step")
     meta.add_argument("--reset-interval", dest="reset_interval", type=_positive_int)
