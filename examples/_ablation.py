@@ -18,6 +18,10 @@ import optax
 import l2orl.rl as rl
 from l2orl.cli import FINAL_FRACTION, META_TRAIN_DEFAULTS, make_trainer
 
+RECIPE = {"meta_lr": 1e-3, "meta_clip": 1.0, "reset_interval": 32, "meta_steps": 78}
+"""The reference's Catch recipe the issue compares against (meta-Adam 1e-3, element-wise clip
+1, reset interval 32, 78 meta-steps); variants override what they ablate."""
+
 SMOKE = {"agents": 4, "unroll": 2, "meta_steps": 2, "reset_interval": 2}
 """Overrides for `--smoke`: a few seconds per variant, for CI."""
 
@@ -41,7 +45,7 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
     """`name` meta-trained once per meta-seed: the optimizers, and a record of each run.
 
     `optimizer_for(seed)`, if given, builds the variant's optimizer (else the preset)."""
-    settings = {**META_TRAIN_DEFAULTS, **settings, **(SMOKE if args.smoke else {})}
+    settings = {**META_TRAIN_DEFAULTS, **RECIPE, **settings, **(SMOKE if args.smoke else {})}
     trained, records = [], []
     for seed in range(args.meta_seeds):
         settings["seed"] = seed

@@ -188,6 +188,29 @@ def test_meta_gradient_flows_through_as_optax_in_scan():
     assert all(jnp.any(g != 0) for g in jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array)))
 
 
+@optimizers
+def test_meta_gradient_is_finite_with_exactly_zero_gradients(opt):
+    """Dead units and unused inputs give gradient coordinates that are exactly 0 (as on Catch);
+    the meta-gradient through a few updates must stay finite (STAR's Adafactor features once
+    made it NaN there)."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.zeros(3)}
+
+    def loss(p):  # w[1] and b[2] get exactly zero gradients
+        return jnp.sum(p["w"][0] ** 2) + jnp.sum((p["b"][:2] - 1.0) ** 2)
+
+    def meta_loss(opt):
+        tx = opt.as_optax()
+        p, state = params, tx.init(params)
+        for _ in range(3):
+            updates, state = tx.update(jax.grad(loss)(p), state, p)
+            p = optax.apply_updates(p, updates)
+        return loss(p)
+
+    grads = eqx.filter_grad(meta_loss)(opt)
+    for path, g in jax.tree_util.tree_flatten_with_path(grads)[0]:
+        assert jnp.all(jnp.isfinite(g)), jax.tree_util.keystr(path)
+
+
 @pytest.mark.parametrize("stop", [True, False])
 def test_stop_gradient_inputs(stop):
     opt = l2orl.L2LGD2(step_size=0.1, stop_gradient_inputs=stop)

@@ -24,7 +24,7 @@ META_TRAIN_DEFAULTS = {
     "reset_interval": 32,
     "pipeline": "staggered",
     "estimator": "tbptt",
-    "meta_lr": 1e-3,
+    "meta_lr": 3e-3,
     "meta_clip": 1.0,
     "meta_steps": 78,
     "seed": 0,

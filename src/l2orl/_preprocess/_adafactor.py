@@ -124,7 +124,9 @@ class AdafacFeatures(AbstractPreprocessor):
             if dims is None:
                 v = beta_f * s.row + (1.0 - beta_f) * g2
                 row = col = v
-                fac_g = g * jax.lax.rsqrt(v)
+                # Floored as the factored branch: rsqrt's derivative overflows at v ~ 1e-31
+                # (a zero gradient), which made meta-gradients NaN.
+                fac_g = g * jax.lax.rsqrt(jnp.maximum(v, 1e-9))
                 fac_m = m * jax.lax.rsqrt(v + 1e-6)
                 new = AdafacState(m, rms, v, None)
             else:
