@@ -48,14 +48,7 @@ def rl_stages(key, n_updates: int, stages: list[int], n_envs: int) -> list[np.nd
 
         return eqx.filter_grad(loss)(state.network)
 
-    out = []
-    for t in range(n_updates + 1):
-        key, k_step, k_grad = jax.random.split(key, 3)
-        if t in stages:
-            out.append(log_magnitudes(gradient(state, k_grad)))
-        if t < n_updates:
-            state, opt_state = step(state, opt_state, k_step)
-    return out
+    return _train_and_record(key, state, opt_state, step, gradient, n_updates, stages)
 
 
 def supervised_stages(key, n_updates: int, stages: list[int], batch: int) -> list[np.ndarray]:
@@ -82,6 +75,11 @@ def supervised_stages(key, n_updates: int, stages: list[int], batch: int) -> lis
         updates, opt_state = tx.update(gradient(model, key), opt_state)
         return eqx.apply_updates(model, updates), opt_state
 
+    return _train_and_record(key, model, opt_state, step, gradient, n_updates, stages)
+
+
+def _train_and_record(key, model, opt_state, step, gradient, n_updates, stages) -> list:
+    """`n_updates` of `step`, recording log10|g| of one fresh `gradient` at each of `stages`."""
     out = []
     for t in range(n_updates + 1):
         key, k_step, k_grad = jax.random.split(key, 3)
