@@ -52,8 +52,37 @@ def test_bad_configs_fail_before_any_compile(tmp_path):
         cli.main(["meta-train", "--config", str(bad)])
     with pytest.raises(SystemExit):
         cli.main(["meta-train", "--agents", "0"])
-    with pytest.raises(SystemExit, match="neither a checkpoint file nor a preset"):
+    with pytest.raises(SystemExit, match="neither a checkpoint file, a preset"):
         cli.main(["evaluate", "--optimizer", "adamw", "--env", "Catch"])
     with pytest.raises(SystemExit, match="no metrics log"):
         cli.main(["plot", str(tmp_path / "missing.jsonl")])
     assert not any(tmp_path.glob("*/checkpoints"))
+
+
+def test_multi_task_settings_reach_the_tasks(tmp_path):
+    settings = {
+        **cli.META_TRAIN_DEFAULTS, "env": ["small_dense_short", "big_dense_short"],
+        "reward_scale": [100, 10], "update_scale": [3, 1], "task_normalize": 0.5,
+    }  # fmt: skip
+    trainer = cli.make_trainer(settings)
+    assert [t.env.reward_scale for t in trainer.tasks] == [100.0, 10.0]
+    assert [t.update_scale for t in trainer.tasks] == [3.0, 1.0]
+    assert trainer.task_normalize == 0.5
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"env": ["small_dense_short"], "reward_scale": [1, 2]}))
+    with pytest.raises(SystemExit, match=r"reward_scale must be null or a list of 1 positive"):
+        cli.main(["meta-train", "--config", str(bad)])
+    bad.write_text(json.dumps({"reward_scale": [10]}))  # Catch has no reward scale
+    with pytest.raises(SystemExit, match="reward_scale is only for the gridworlds; 'Catch'"):
+        cli.main(["meta-train", "--config", str(bad)])
+    with pytest.raises(SystemExit):
+        cli.main(["meta-train", "--task-normalize", "-1"])
+    assert not any(tmp_path.glob("*/checkpoints"))
+
+
+def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
+    args = ["evaluate", "--optimizer", "optim4rl-gridworld", "--env", "Catch", "--seeds", "1"]
+    assert cli.main([*args, "--updates", "3", "--out", str(tmp_path)]) == 0
+    assert "| learned |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"nor a pretrained optimizer \('optim4rl-gridworld',\)"):
+        cli.main(["evaluate", "--optimizer", "optim4rl-grid", "--env", "Catch"])

@@ -13,8 +13,9 @@ EXAMPLES = sorted(
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_with_smoke(script, tmp_path):
+    seeds = ["--seeds", "2"] if "--seeds" in script.read_text() else []
     out = subprocess.run(
-        [sys.executable, str(script), "--smoke", "--seeds", "2", "--out", str(tmp_path)],
+        [sys.executable, str(script), "--smoke", *seeds, "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]

@@ -62,6 +62,11 @@ from ._meta import (
     UnrollReturn as UnrollReturn,
     unroll as unroll,
 )
+from ._pretrained import (
+    PRETRAINED as PRETRAINED,
+    pretrained as pretrained,
+    pretrained_manifest as pretrained_manifest,
+)
 from ._preprocess import (
     AbstractElementwisePreprocessor as AbstractElementwisePreprocessor,
     AbstractPreprocessor as AbstractPreprocessor,

@@ -19,6 +19,8 @@ META_TRAIN_DEFAULTS = {
     "optimizer": "Optim4RL",
     "step_size": 1e-3,
     "agent_clip": None,
+    "reward_scale": None,
+    "update_scale": None,
     "agents": 64,
     "unroll": 4,
     "reset_interval": 32,
@@ -26,6 +28,7 @@ META_TRAIN_DEFAULTS = {
     "estimator": "tbptt",
     "meta_lr": 3e-3,
     "meta_clip": 1.0,
+    "task_normalize": None,
     "meta_steps": 78,
     "seed": 0,
     "out": "runs/meta-train",
@@ -97,6 +100,31 @@ def _check_settings(s: dict) -> None:
         isinstance(s["meta_clip"], int | float) and s["meta_clip"] > 0
     ):
         raise SystemExit(f"error: meta_clip must be positive or null, got {s['meta_clip']!r}")
+    for key in ("reward_scale", "update_scale"):
+        scales = s[key]
+        if scales is not None and not (
+            isinstance(scales, list)
+            and len(scales) == len(s["env"])
+            and all(isinstance(x, int | float) and x > 0 for x in scales)
+        ):
+            raise SystemExit(
+                f"error: {key} must be null or a list of {len(s['env'])} positive numbers "
+                f"(one per env {s['env']}), got {scales!r}"
+            )
+    if s["reward_scale"] is not None:
+        for env in s["env"]:
+            try:
+                rl.make(env, reward_scale=1.0)
+            except TypeError:
+                raise SystemExit(
+                    f"error: reward_scale is only for the gridworlds; {env!r} takes no reward scale"
+                ) from None
+    if s["task_normalize"] is not None and not (
+        isinstance(s["task_normalize"], int | float) and s["task_normalize"] > 0
+    ):
+        raise SystemExit(
+            f"error: task_normalize must be positive or null, got {s['task_normalize']!r}"
+        )
     if not isinstance(s["seed"], int):
         raise SystemExit(f"error: seed must be an int, got {s['seed']!r}")
     for key in ("step_size", "meta_lr"):
@@ -113,15 +141,21 @@ def make_trainer(s: dict, optimizer=None):
     import l2orl
     import l2orl.rl as rl
 
+    n = len(s["env"])
+    reward_scales = s["reward_scale"] or [None] * n
+    update_scales = s["update_scale"] or [1.0] * n
     tasks = tuple(
         l2orl.MetaTask(
             env,
             rl.default_learner(env, n_envs=1),
-            rl.make(env),
+            rl.make(env) if reward_scale is None else rl.make(env, reward_scale=reward_scale),
             l2orl.Pipeline(s["agents"], s["reset_interval"], s["pipeline"]),
             grad_clip=s["agent_clip"],
+            update_scale=float(update_scale),
         )
-        for env in s["env"]
+        for env, reward_scale, update_scale in zip(
+            s["env"], reward_scales, update_scales, strict=True
+        )
     )
     estimator = {"tbptt": l2orl.TruncatedBPTT(), "es": l2orl.TruncatedES(), "pes": l2orl.PES()}[
         s["estimator"]
@@ -135,12 +169,13 @@ def make_trainer(s: dict, optimizer=None):
         )
     return l2orl.MetaTrainer(
         optimizer, tasks, estimator=estimator, schedule=l2orl.ConstantTruncation(s["unroll"]),
-        meta_optimizer=meta_optimizer,
+        meta_optimizer=meta_optimizer, task_normalize=s["task_normalize"],
     )  # fmt: skip
 
 
-def _meta_train(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def meta_train(settings: dict):
+    """Check `settings` (keys of `META_TRAIN_DEFAULTS`), then meta-train into `settings["out"]`
+    (resuming a run there); returns the `MetaTrainer` and its final `MetaState`."""
     _check_settings(settings)
     trainer = make_trainer(settings)
     out = Path(settings["out"])
@@ -155,6 +190,12 @@ def _meta_train(args: argparse.Namespace) -> int:
     }
     state = trainer.run(settings["meta_steps"], out, key=settings["seed"], settings=run_settings)
     print(f"saved {out / 'optimizer.l2o'} ({int(state.skipped)} meta-steps skipped)")
+    return trainer, state
+
+
+def _meta_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    trainer, state = meta_train(settings)
     if args.no_evaluate:
         return 0
     optimizer, env = trainer.optimizer_at(state), settings["env"][0]
@@ -164,7 +205,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         settings["step_size"],
         settings["eval_seeds"],
         settings["eval_updates"],
-        out,
+        Path(settings["out"]),
         settings["agent_clip"],
     )
 
@@ -204,10 +245,13 @@ def _load_optimizer(spec: str):
 
     if spec in PRESETS:
         return getattr(l2orl, spec)()
+    if spec in l2orl.PRETRAINED:
+        return l2orl.pretrained(spec)
     if Path(spec).is_file():
         return l2orl.load(spec)
     raise SystemExit(
-        f"error: --optimizer {spec!r} is neither a checkpoint file nor a preset {PRESETS}"
+        f"error: --optimizer {spec!r} is neither a checkpoint file, a preset {PRESETS} nor a "
+        f"pretrained optimizer {tuple(l2orl.PRETRAINED)}"
     )
 
 
@@ -293,6 +337,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=_positive_float,
         help="element-wise clip of the meta-gradient",
     )
+    meta.add_argument(
+        "--task-normalize",
+        dest="task_normalize",
+        type=_positive_float,
+        help="rescale each task's meta-gradient to this global norm before averaging",
+    )
     meta.add_argument("--meta-steps", dest="meta_steps", type=_positive_int)
     meta.add_argument("--seed", type=int)
     meta.add_argument("--out")
@@ -305,7 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate", help="compare an optimizer with Adam and RMSProp on an env"
     )
     evaluate.add_argument(
-        "--optimizer", required=True, help=f"a checkpoint (.l2o) or a preset {PRESETS}"
+        "--optimizer",
+        required=True,
+        help=f"a checkpoint (.l2o), a preset {PRESETS} or a pretrained optimizer (optim4rl-gridworld)",
     )
     evaluate.add_argument("--env", required=True)
     evaluate.add_argument(

@@ -71,13 +71,8 @@ class GRUCell(AbstractCell):
     def __call__(
         self, features: CoordinateFeatures, hidden: Float[Array, " hidden"]
     ) -> tuple[CellOutput, Float[Array, " hidden"]]:
-        xi = self.input_kernel @ features + self.input_bias
-        hh = self.recurrent_kernel @ hidden
-        r = jax.nn.sigmoid(xi[0] + hh[0])
-        z = jax.nn.sigmoid(xi[1] + hh[1])
-        n = ACTIVATIONS[self.activation](xi[2] + r * (hh[2] + self.recurrent_bias))
-        hidden = (1.0 - z) * n + z * hidden
-        return self.readout(hidden), hidden
+        out, hidden = gru_rows(self, features[:, None], hidden[:, None])
+        return out[:, 0], hidden[:, 0]
 
 
 class LSTMCell(AbstractCell):
@@ -145,9 +140,14 @@ class LSTMCell(AbstractCell):
 def gru_rows(
     cell: GRUCell, features: Float[Array, "n_features n"], hidden: Float[Array, "hidden n"]
 ) -> tuple[Float[Array, "n_out n"], Float[Array, "hidden n"]]:
-    """`cell` over `n` coordinates, coordinate axis last: the equations of `GRUCell.__call__`
-    with its recurrent products unrolled into sums, which XLA fuses with the gates into one
+    """`cell` over `n` coordinates, coordinate axis last: `GRUCell`'s equations with the
+    recurrent products unrolled into sums, which XLA fuses with the gates into one
     pass over memory. Fast to evaluate, slow to differentiate: its gradient is `gru_rows_vjp`."""
+    if features.shape[0] != cell.n_features:
+        raise ValueError(
+            f"the GRUCell takes n_features={cell.n_features} features per coordinate, "
+            f"got features of shape {features.shape}"
+        )
     size = cell.hidden_size
     xi = jnp.einsum("ghf,fn->ghn", cell.input_kernel, features) + cell.input_bias[..., None]
     kernel = cell.recurrent_kernel.reshape(3 * size, size)

@@ -263,10 +263,12 @@ class MetaTrainer(eqx.Module):
         bar = _Progress(n_meta_steps, start, progress)
         with log_path.open("a") as log:
             while int(state.meta_step) < n_meta_steps:
+                began = time.perf_counter()
                 state, metrics = step(self, state)
                 record = {
                     "meta_step": int(state.meta_step),
                     **{k: float(v) for k, v in metrics.items()},
+                    "seconds": time.perf_counter() - began,
                 }
                 log.write(json.dumps(record) + "\n")
                 log.flush()

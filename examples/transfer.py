@@ -1,0 +1,131 @@
+"""Zero-shot transfer: the gridworld-trained optimizer trains PPO agents on unseen envs, vs Adam.
+
+    python examples/transfer.py [--optimizer optim4rl-gridworld] [--envs ...] [--seeds 3]
+                                [--out out/transfer] [--smoke]
+
+The optimizer (default the shipped `l2orl.pretrained("optim4rl-gridworld")`, meta-trained on
+A2C agents in the six gridworlds only; or any `.l2o` file) trains PPO agents from scratch on
+gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper. As in the
+paper's transfer tests, it takes each env's Adam learning rate as its step size `α` and sees
+the same clipped gradients as Adam. Every optimizer runs on the same seeds. Per env it reports
+the final return (mean of the last 10 % of updates, 95 % bootstrap CI over seeds), the first
+env-step at which the seed-mean return curve reaches the env's target, and whether the learned
+optimizer is within Adam's CI or better. Writes results.json and one plot per env.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import optax
+
+import l2orl
+import l2orl.rl as rl
+
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+    """One test env (`rl.make` kwargs): its learner, Adam settings, budget, a return to reach."""
+
+    env_kwargs: dict
+    learner: rl.PPO
+    lr: float
+    clip: optax.GradientTransformation
+    n_updates: int
+    target: float
+
+
+def transfer_tasks() -> dict[str, Transfer]:
+    """CPU-sized budgets: purejaxrl's PPO settings on gymnax (fewer steps on MinAtar), brax's
+    PPO settings on brax (the reference's element-wise clip 1)."""
+    minatar = rl.NetworkSpec("mlp", (128, 128), "relu", value_hidden_sizes=(128, 128))
+    return {
+        "CartPole-v1": Transfer(
+            {},
+            rl.PPO(n_envs=16, rollout_length=128, n_epochs=4, n_minibatches=4),
+            2.5e-4, optax.clip_by_global_norm(0.5), 244, 475.0,
+        ),  # 5e5 steps
+        "Breakout-MinAtar": Transfer(
+            {},
+            rl.PPO(n_envs=64, rollout_length=128, n_epochs=4, n_minibatches=8, network=minatar),
+            5e-4, optax.clip_by_global_norm(0.5), 244, 10.0,
+        ),  # 2e6 steps
+        "brax:inverted_pendulum": Transfer(
+            {"backend": "generalized", "episode_length": 1000},
+            rl.default_learner("brax:inverted_pendulum"),
+            3e-4, optax.clip(1.0), 100, 900.0,
+        ),  # 2.05e5 steps
+        "brax:hopper": Transfer(
+            {"backend": "spring", "episode_length": 1000},
+            rl.default_learner("brax:hopper", n_envs=128),
+            3e-4, optax.clip(1.0), 250, 400.0,
+        ),  # 1.02e6 steps
+    }  # fmt: skip
+
+
+def load_optimizer(spec: str, step_size: float) -> l2orl.AbstractLearnedOptimizer:
+    """A shipped optimizer by name, or one from an `.l2o` file, with step size `step_size`."""
+    if spec in l2orl.PRETRAINED:
+        return l2orl.pretrained(spec, step_size=step_size)
+    return dataclasses.replace(l2orl.load(spec), step_size=step_size)
+
+
+def steps_to(result, env_steps: np.ndarray, target: float) -> int | None:
+    """The first env-step count at which the seed-mean return curve reaches `target`."""
+    reached = np.flatnonzero(np.mean(result.curves, axis=0) >= target)
+    return int(env_steps[reached[0]]) if reached.size else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--optimizer", default="optim4rl-gridworld")
+    parser.add_argument("--envs", nargs="+", default=None, help="default: all four")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("out/transfer"))
+    parser.add_argument("--smoke", action="store_true", help="CartPole, 2 updates, for CI")
+    args = parser.parse_args()
+    tasks = transfer_tasks()
+    names = ["CartPole-v1"] if args.smoke else (args.envs or list(tasks))
+    unknown = sorted(set(names) - set(tasks))
+    if unknown:
+        raise SystemExit(f"error: unknown envs {unknown}; available: {sorted(tasks)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"optimizer": args.optimizer, "seeds": args.seeds, "envs": {}}
+    for name in names:
+        task = tasks[name]
+        n_updates = 2 if args.smoke else task.n_updates
+        learned = load_optimizer(args.optimizer, task.lr)
+        optimizers = {
+            f"{args.optimizer} α {task.lr:g}": optax.chain(task.clip, learned.as_optax()),
+            f"adam {task.lr:g}": optax.chain(task.clip, optax.adam(task.lr)),
+        }
+        start = time.perf_counter()
+        env = rl.make(name, **task.env_kwargs)
+        result = rl.evaluate(optimizers, task.learner, env, n_updates, seeds=args.seeds)
+        print(f"\n{name}: {n_updates} updates, {int(result.env_steps[-1]):,} env-steps per run, "
+              f"{time.perf_counter() - start:.0f} s\n{result.table()}")  # fmt: skip
+        stem = name.replace(":", "_")
+        result.plot(args.out / f"{stem}.png")
+        result.to_json(args.out / f"{stem}.json")
+        (ours, theirs) = result.results.values()
+        summary["envs"][name] = {
+            "n_updates": n_updates,
+            "env_steps": int(result.env_steps[-1]),
+            "target": task.target,
+            "steps_to_target": {
+                r.name: steps_to(r, result.env_steps, task.target) for r in (ours, theirs)
+            },
+            "final": {r.name: {"mean": r.mean, "ci95": list(r.mean_ci)} for r in (ours, theirs)},
+            "within_adam_ci_or_better": bool(ours.mean >= theirs.mean_ci[0]),
+            "seconds": {r.name: r.seconds for r in (ours, theirs)},
+        }
+        print(json.dumps(summary["envs"][name]["steps_to_target"]))
+    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
+    print(f"wrote {args.out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

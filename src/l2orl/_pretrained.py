@@ -1,0 +1,42 @@
+"""Meta-trained optimizers shipped with l2orl, loaded by name."""
+
+import dataclasses
+import importlib.resources
+from pathlib import Path
+
+from ._checkpoint import load, read_manifest
+from ._lopt import AbstractLearnedOptimizer
+
+PRETRAINED = {
+    "optim4rl-gridworld": "Optim4RL meta-trained on the six LPG gridworlds with pipeline "
+    "training (examples/pretrain_gridworld.py)",
+}
+"""The shipped optimizers' names and what each is."""
+
+
+def _path(name: str) -> Path:
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained optimizer {name!r}; available: {sorted(PRETRAINED)}")
+    return Path(str(importlib.resources.files("l2orl") / "pretrained" / f"{name}.l2o"))
+
+
+def pretrained(name: str, *, step_size: float | None = None) -> AbstractLearnedOptimizer:
+    """The shipped meta-trained optimizer `name` (one of `PRETRAINED`).
+
+    **Arguments:** `name`; `step_size`, a new `α` for the optimizer's update (default: the `α`
+    it was meta-trained with, in its manifest).
+
+    **Raises:** `ValueError` for an unknown name or a non-positive `step_size`.
+    """
+    optimizer = load(_path(name))
+    if step_size is not None:
+        optimizer = dataclasses.replace(optimizer, step_size=step_size)
+    return optimizer
+
+
+def pretrained_manifest(name: str) -> dict:
+    """How the shipped optimizer `name` was made: `{"name", "version"` (of l2orl that
+    trained it), `"command", "config"` (the meta-training run's full configuration),
+    `"training"` (figures from its metrics log)`}`."""
+    manifest = read_manifest(_path(name))
+    return {"name": name, "version": manifest["version"], **manifest["metadata"]}
