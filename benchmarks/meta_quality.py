@@ -68,7 +68,8 @@ def main() -> None:
         seed_finals = {alpha: r.final.tolist() for alpha, r in results.items()}
         for alpha, values in seed_finals.items():
             finals[alpha] += values
-        runs.append({"meta_seed": seed, "meta_train_s": meta_seconds, "skipped": int(state.skipped),
+        runs.append({"meta_seed": seed, "meta_train_s": meta_seconds,
+                     "skipped": int(state.skipped),
                      "finals": {f"{a:g}": v for a, v in seed_finals.items()}})  # fmt: skip
         for alpha, values in seed_finals.items():
             print(f"meta-seed {seed}: {meta_seconds:.0f} s meta-training, test α {alpha:g}: "

@@ -73,7 +73,7 @@ def test_multi_task_settings_reach_the_tasks(tmp_path):
     with pytest.raises(SystemExit, match=r"reward_scale must be null or a list of 1 positive"):
         cli.main(["meta-train", "--config", str(bad)])
     bad.write_text(json.dumps({"reward_scale": [10]}))  # Catch has no reward scale
-    with pytest.raises(SystemExit, match="reward_scale is only for the gridworlds; 'Catch'"):
+    with pytest.raises(SystemExit, match="only for the gridworlds; 'Catch' takes none"):
         cli.main(["meta-train", "--config", str(bad)])
     with pytest.raises(SystemExit):
         cli.main(["meta-train", "--task-normalize", "-1"])

@@ -62,11 +62,6 @@ from ._meta import (
     UnrollReturn as UnrollReturn,
     unroll as unroll,
 )
-from ._pretrained import (
-    PRETRAINED as PRETRAINED,
-    pretrained as pretrained,
-    pretrained_manifest as pretrained_manifest,
-)
 from ._preprocess import (
     AbstractElementwisePreprocessor as AbstractElementwisePreprocessor,
     AbstractPreprocessor as AbstractPreprocessor,
@@ -81,5 +76,10 @@ from ._preprocess import (
     SignLog as SignLog,
     Square as Square,
     TimeFeatures as TimeFeatures,
+)
+from ._pretrained import (
+    PRETRAINED as PRETRAINED,
+    pretrained as pretrained,
+    pretrained_manifest as pretrained_manifest,
 )
 from ._version import __version__ as __version__

@@ -117,7 +117,7 @@ def _check_settings(s: dict) -> None:
                 rl.make(env, reward_scale=1.0)
             except TypeError:
                 raise SystemExit(
-                    f"error: reward_scale is only for the gridworlds; {env!r} takes no reward scale"
+                    f"error: reward_scale is only for the gridworlds; {env!r} takes none"
                 ) from None
     if s["task_normalize"] is not None and not (
         isinstance(s["task_normalize"], int | float) and s["task_normalize"] > 0
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument(
         "--optimizer",
         required=True,
-        help=f"a checkpoint (.l2o), a preset {PRESETS} or a pretrained optimizer (optim4rl-gridworld)",
+        help=f"a checkpoint (.l2o), a preset {PRESETS} or a pretrained optimizer's name",
     )
     evaluate.add_argument("--env", required=True)
     evaluate.add_argument(
