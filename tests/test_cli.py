@@ -82,7 +82,9 @@ def test_multi_task_settings_reach_the_tasks(tmp_path):
 
 def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
     args = ["evaluate", "--optimizer", "optim4rl-gridworld", "--env", "Catch", "--seeds", "1"]
-    assert cli.main([*args, "--updates", "3", "--out", str(tmp_path)]) == 0
+    assert cli.main([*args, "--updates", "3", "--step-size", "1e-2", "--out", str(tmp_path)]) == 0
     assert "| learned |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--step-size", "0"])
     with pytest.raises(SystemExit, match=r"nor a pretrained optimizer \('optim4rl-gridworld',\)"):
         cli.main(["evaluate", "--optimizer", "optim4rl-grid", "--env", "Catch"])

@@ -39,4 +39,4 @@ def pretrained_manifest(name: str) -> dict:
     trained it), `"command", "config"` (the meta-training run's full configuration),
     `"training"` (figures from its metrics log)`}`."""
     manifest = read_manifest(_path(name))
-    return {"name": name, "version": manifest["version"], **manifest["metadata"]}
+    return {"name": name, "version": manifest["l2orl_version"], **manifest["metadata"]}

@@ -1,6 +1,7 @@
 """The `l2orl` command line: presets, meta-train, evaluate, plot."""
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -259,6 +260,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     import l2orl.rl as rl
 
     optimizer = _load_optimizer(args.optimizer)
+    if args.step_size is not None:
+        optimizer = dataclasses.replace(optimizer, step_size=args.step_size)
     rl.make(args.env)  # a clear error for an unknown env before any compile
     return _compare(optimizer, args.env, args.lr, args.seeds, args.updates, Path(args.out))
 
@@ -362,6 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--env", required=True)
     evaluate.add_argument(
         "--lr", type=_positive_float, default=1e-3, help="the baselines' learning rate"
+    )
+    evaluate.add_argument(
+        "--step-size",
+        dest="step_size",
+        type=_positive_float,
+        help="the learned optimizer's step size α (default: its own)",
     )
     evaluate.add_argument("--seeds", type=_positive_int, default=3)
     evaluate.add_argument("--updates", type=_positive_int, default=390)
