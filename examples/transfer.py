@@ -1,17 +1,19 @@
 """Zero-shot transfer: the gridworld-trained optimizer trains PPO agents on unseen envs, vs Adam.
 
     python examples/transfer.py [--optimizer optim4rl-gridworld] [--envs ...] [--seeds 3]
-                                [--untrained] [--out out/transfer] [--smoke]
+                                [--key 0] [--alpha-scale 1] [--untrained]
+                                [--out out/transfer] [--smoke]
 
 The optimizer (default the shipped `l2orl.pretrained("optim4rl-gridworld")`, meta-trained on
 A2C agents in the six gridworlds only; or any `.l2o` file) trains PPO agents from scratch on
 gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper. As in the
-paper's transfer tests, it takes each env's Adam learning rate as its step size `α` and sees
-the same clipped gradients as Adam. Every optimizer runs on the same seeds. Per env it reports
-the final return (mean of the last 10 % of updates, 95 % bootstrap CI over seeds), the first
-env-step at which the seed-mean return curve reaches the env's target, and whether the learned
-optimizer is within Adam's CI or better. Writes one plot and one JSON per env, and adds the
-envs it ran to `<out>/results.json` (so envs can be run separately).
+paper's transfer tests, it takes each env's Adam learning rate as its step size `α` (times
+`--alpha-scale`) and sees the same clipped gradients as Adam. Every optimizer runs on the same
+seeds (root `--key`). Per env it reports the final return (mean of the last 10 % of updates,
+95 % bootstrap CI over seeds), the first env-step at which the seed-mean return curve reaches
+the env's target, and whether the learned optimizer is within Adam's CI or better. Writes one
+plot and one JSON per env, and adds the envs it ran to `<out>/results.json` (so envs can be
+run separately).
 """
 
 import argparse
@@ -86,6 +88,10 @@ def main() -> None:
     parser.add_argument("--optimizer", default="optim4rl-gridworld")
     parser.add_argument("--envs", nargs="+", default=None, help="default: all four")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--key", type=int, default=0, help="the seeds' root (validation: 100)")
+    parser.add_argument(
+        "--alpha-scale", type=float, default=1.0, help="the learned α over Adam's lr (default 1)"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/transfer"))
     parser.add_argument(
         "--untrained", action="store_true", help="add Optim4RL before meta-training as a row"
@@ -100,23 +106,27 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"  # runs on other envs are kept
     summary = json.loads(results_path.read_text()) if results_path.exists() else {"envs": {}}
-    summary.update(optimizer=args.optimizer, seeds=args.seeds)
+    summary.update(optimizer=args.optimizer, seeds=args.seeds, key=args.key,
+                   alpha_scale=args.alpha_scale)  # fmt: skip
     for name in names:
         task = tasks[name]
         n_updates = 2 if args.smoke else task.n_updates
-        learned = load_optimizer(args.optimizer, task.lr)
+        alpha = args.alpha_scale * task.lr
+        learned = load_optimizer(args.optimizer, alpha)
         optimizers = {
-            f"{args.optimizer} α {task.lr:g}": optax.chain(task.clip, learned.as_optax()),
+            f"{args.optimizer} α {alpha:g}": optax.chain(task.clip, learned.as_optax()),
             f"adam {task.lr:g}": optax.chain(task.clip, optax.adam(task.lr)),
         }
         if args.untrained:  # the same structure before meta-training (the shipped one's init)
-            untrained = l2orl.Optim4RL(step_size=task.lr, key=jax.random.key(0))
-            optimizers[f"untrained Optim4RL α {task.lr:g}"] = optax.chain(
+            untrained = l2orl.Optim4RL(step_size=alpha, key=jax.random.key(0))
+            optimizers[f"untrained Optim4RL α {alpha:g}"] = optax.chain(
                 task.clip, untrained.as_optax()
             )
         start = time.perf_counter()
         env = rl.make(name, **task.env_kwargs)
-        result = rl.evaluate(optimizers, task.learner, env, n_updates, seeds=args.seeds)
+        result = rl.evaluate(
+            optimizers, task.learner, env, n_updates, seeds=args.seeds, key=args.key
+        )
         print(f"\n{name}: {n_updates} updates, {int(result.env_steps[-1]):,} env-steps per run, "
               f"{time.perf_counter() - start:.0f} s\n{result.table()}")  # fmt: skip
         stem = name.replace(":", "_")
