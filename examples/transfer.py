@@ -106,8 +106,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"  # runs on other envs are kept
     summary = json.loads(results_path.read_text()) if results_path.exists() else {"envs": {}}
-    summary.update(optimizer=args.optimizer, seeds=args.seeds, key=args.key,
-                   alpha_scale=args.alpha_scale)  # fmt: skip
+    summary["optimizer"] = args.optimizer
     for name in names:
         task = tasks[name]
         n_updates = 2 if args.smoke else task.n_updates
@@ -134,6 +133,9 @@ def main() -> None:
         result.to_json(args.out / f"{stem}.json")
         ours, adam, *_ = rows = list(result.results.values())
         summary["envs"][name] = {
+            "seeds": args.seeds,
+            "key": args.key,
+            "alpha_scale": args.alpha_scale,
             "n_updates": n_updates,
             "env_steps": int(result.env_steps[-1]),
             "target": task.target,
