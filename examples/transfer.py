@@ -5,15 +5,15 @@
                                 [--out out/transfer] [--smoke]
 
 The optimizer (default the shipped `l2orl.pretrained("optim4rl-gridworld")`, meta-trained on
-A2C agents in the six gridworlds only; or any `.l2o` file) trains PPO agents from scratch on
-gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper. As in the
-paper's transfer tests, it takes each env's Adam learning rate as its step size `α` (times
-`--alpha-scale`) and sees the same clipped gradients as Adam. Every optimizer runs on the same
-seeds (root `--key`). Per env it reports the final return (mean of the last 10 % of updates,
-95 % bootstrap CI over seeds), the first env-step at which the seed-mean return curve reaches
-the env's target, and whether the learned optimizer is within Adam's CI or better. Writes one
-plot and one JSON per env, and adds the envs it ran to `<out>/results.json` (so envs can be
-run separately).
+A2C agents in the six gridworlds only; or a preset or an `.l2o` file, as `l2orl evaluate`
+takes) trains PPO agents from scratch on gymnax CartPole-v1 and Breakout-MinAtar and brax
+inverted_pendulum and hopper. As in the paper's transfer tests, it takes each env's Adam
+learning rate as its step size `α` (times `--alpha-scale`) and sees the same clipped gradients
+as Adam. Every optimizer runs on the same seeds (root `--key`). Per env it reports the final
+return (mean of the last 10 % of updates, 95 % bootstrap CI over seeds), the first env-step at
+which the seed-mean return curve reaches the env's target, and whether the learned optimizer
+is within Adam's CI or better. Writes one plot and one JSON per env, and adds the envs it ran
+to `<out>/results.json` (so envs can be run separately).
 """
 
 import argparse
@@ -28,6 +28,7 @@ import optax
 
 import l2orl
 import l2orl.rl as rl
+from l2orl import cli
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +71,6 @@ def transfer_tasks() -> dict[str, Transfer]:
     }  # fmt: skip
 
 
-def load_optimizer(spec: str, step_size: float) -> l2orl.AbstractLearnedOptimizer:
-    """A shipped optimizer by name, or one from an `.l2o` file, with step size `step_size`."""
-    if spec in l2orl.PRETRAINED:
-        return l2orl.pretrained(spec, step_size=step_size)
-    return dataclasses.replace(l2orl.load(spec), step_size=step_size)
-
-
 def steps_to(result, env_steps: np.ndarray, target: float) -> int | None:
     """The first env-step count at which the seed-mean return curve reaches `target`."""
     reached = np.flatnonzero(np.mean(result.curves, axis=0) >= target)
@@ -111,7 +105,7 @@ def main() -> None:
         task = tasks[name]
         n_updates = 2 if args.smoke else task.n_updates
         alpha = args.alpha_scale * task.lr
-        learned = load_optimizer(args.optimizer, alpha)
+        learned = cli.load_optimizer(args.optimizer, alpha)
         optimizers = {
             f"{args.optimizer} α {alpha:g}": optax.chain(task.clip, learned.as_optax()),
             f"adam {task.lr:g}": optax.chain(task.clip, optax.adam(task.lr)),

@@ -241,7 +241,16 @@ def _compare(
     return 0
 
 
-def _load_optimizer(spec: str):
+def load_optimizer(spec: str, step_size: float | None = None):
+    """The learned optimizer `spec` names: a preset, a shipped optimizer or an `.l2o` file;
+    with `step_size`, its `α` replaced."""
+    optimizer = _named_optimizer(spec)
+    if step_size is not None:
+        optimizer = dataclasses.replace(optimizer, step_size=step_size)
+    return optimizer
+
+
+def _named_optimizer(spec: str):
     import l2orl
 
     if spec in PRESETS:
@@ -259,9 +268,7 @@ def _load_optimizer(spec: str):
 def _evaluate(args: argparse.Namespace) -> int:
     import l2orl.rl as rl
 
-    optimizer = _load_optimizer(args.optimizer)
-    if args.step_size is not None:
-        optimizer = dataclasses.replace(optimizer, step_size=args.step_size)
+    optimizer = load_optimizer(args.optimizer, args.step_size)
     rl.make(args.env)  # a clear error for an unknown env before any compile
     return _compare(optimizer, args.env, args.lr, args.seeds, args.updates, Path(args.out))
 
