@@ -93,14 +93,9 @@ def _check_settings(s: dict) -> None:
     for key in ("agents", "unroll", "reset_interval", "meta_steps", "eval_seeds", "eval_updates"):
         if not (isinstance(s[key], int) and s[key] > 0):
             raise SystemExit(f"error: {key} must be a positive int, got {s[key]!r}")
-    if s["agent_clip"] is not None and not (
-        isinstance(s["agent_clip"], int | float) and s["agent_clip"] > 0
-    ):
-        raise SystemExit(f"error: agent_clip must be positive or null, got {s['agent_clip']!r}")
-    if s["meta_clip"] is not None and not (
-        isinstance(s["meta_clip"], int | float) and s["meta_clip"] > 0
-    ):
-        raise SystemExit(f"error: meta_clip must be positive or null, got {s['meta_clip']!r}")
+    for key in ("agent_clip", "meta_clip", "task_normalize"):
+        if s[key] is not None and not (isinstance(s[key], int | float) and s[key] > 0):
+            raise SystemExit(f"error: {key} must be positive or null, got {s[key]!r}")
     for key in ("reward_scale", "update_scale"):
         scales = s[key]
         if scales is not None and not (
@@ -120,12 +115,6 @@ def _check_settings(s: dict) -> None:
                 raise SystemExit(
                     f"error: reward_scale is only for the gridworlds; {env!r} takes none"
                 ) from None
-    if s["task_normalize"] is not None and not (
-        isinstance(s["task_normalize"], int | float) and s["task_normalize"] > 0
-    ):
-        raise SystemExit(
-            f"error: task_normalize must be positive or null, got {s['task_normalize']!r}"
-        )
     if not isinstance(s["seed"], int):
         raise SystemExit(f"error: seed must be an int, got {s['seed']!r}")
     for key in ("step_size", "meta_lr"):
