@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import l2orl
 from l2orl import cli
 
 
@@ -52,6 +53,11 @@ def test_bad_configs_fail_before_any_compile(tmp_path):
         cli.main(["meta-train", "--config", str(bad)])
     with pytest.raises(SystemExit):
         cli.main(["meta-train", "--agents", "0"])
+    with pytest.raises(SystemExit, match=r"agents_per_chunk must be null or a positive int "
+                       r"dividing agents \(64\), got 12"):  # fmt: skip
+        cli.main(["meta-train", "--agents-per-chunk", "12"])
+    with pytest.raises(SystemExit, match="agents_per_chunk is for the tbptt estimator, not 'es'"):
+        cli.main(["meta-train", "--agents-per-chunk", "8", "--estimator", "es"])
     with pytest.raises(SystemExit, match="neither a checkpoint file, a preset"):
         cli.main(["evaluate", "--optimizer", "adamw", "--env", "Catch"])
     with pytest.raises(SystemExit, match="no metrics log"):
@@ -68,6 +74,9 @@ def test_multi_task_settings_reach_the_tasks(tmp_path):
     assert [t.env.reward_scale for t in trainer.tasks] == [100.0, 10.0]
     assert [t.update_scale for t in trainer.tasks] == [3.0, 1.0]
     assert trainer.task_normalize == 0.5
+    assert trainer.estimator == l2orl.TruncatedBPTT()
+    chunked = cli.make_trainer({**settings, "agents_per_chunk": 8})
+    assert chunked.estimator == l2orl.TruncatedBPTT(agents_per_chunk=8)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"env": ["small_dense_short"], "reward_scale": [1, 2]}))
     with pytest.raises(SystemExit, match=r"reward_scale must be null or a list of 1 positive"):

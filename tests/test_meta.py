@@ -110,6 +110,24 @@ def test_tbptt_equals_the_gradient_of_the_full_unroll():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_tbptt_in_agent_chunks_equals_all_agents_at_once():
+    """Chunks of 2 of 6 agents (scanned) give the same meta-gradient, agents and meta-loss."""
+    task = _toy_task(6)
+    trainer = l2orl.MetaTrainer(_toy_optimizer(), (task,))
+    state = trainer.init(KEY)
+    params, static = eqx.partition(trainer.optimizer, eqx.is_inexact_array)
+    args = (params, static, task, l2orl.AgentLoss(), state.agents[0], None, 3, 3, KEY)
+    whole = l2orl.TruncatedBPTT().estimate(*args)
+    chunked = l2orl.TruncatedBPTT(agents_per_chunk=2).estimate(*args)
+    assert jax.tree.structure(whole) == jax.tree.structure(chunked)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="agents_per_chunk=4 must divide task 'toy'"):
+        l2orl.TruncatedBPTT(agents_per_chunk=4).estimate(*args)
+    with pytest.raises(ValueError, match="agents_per_chunk must be a positive int or None, got 0"):
+        l2orl.TruncatedBPTT(agents_per_chunk=0)
+
+
 @pytest.mark.parametrize(
     "estimator", [l2orl.TruncatedES(std=0.01), l2orl.PES(std=0.01)], ids=["TruncatedES", "PES"]
 )
@@ -335,10 +353,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 _DEVICES_SCRIPT = textwrap.dedent(
     """
-    import json, jax, optax, equinox as eqx, l2orl, l2orl.rl as rl
+    import json, sys, jax, optax, equinox as eqx, l2orl, l2orl.rl as rl
+    chunk = int(sys.argv[1]) or None
     learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
     task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
     trainer = l2orl.MetaTrainer(l2orl.Optim4RL(), (task,), schedule=l2orl.ConstantTruncation(2),
+                                estimator=l2orl.TruncatedBPTT(agents_per_chunk=chunk),
                                 meta_optimizer=optax.sgd(1.0))
     state = trainer.init(jax.random.key(0))
     state, metrics = eqx.filter_jit(type(trainer).step)(trainer, state)
@@ -350,21 +370,23 @@ _DEVICES_SCRIPT = textwrap.dedent(
 
 
 def test_agents_shard_over_devices_with_the_same_meta_gradient():
-    def run(n_devices):
+    """4 agents on 1 device, on 4 devices, and on 4 devices in 2 chunks of 2 agents."""
+
+    def run(n_devices, chunk=0):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
         out = subprocess.run(
-            [sys.executable, "-c", _DEVICES_SCRIPT], env=env, capture_output=True, text=True
-        )
+            [sys.executable, "-c", _DEVICES_SCRIPT, str(chunk)],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
         assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    one, four = run(1), run(4)
-    assert (one["devices"], one["shards"]) == (1, 1) and (four["devices"], four["shards"]) == (
-        4,
-        4,
-    )
-    for a, b in zip(one["params"], four["params"], strict=True):  # sgd(1): params - meta-gradient
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    one, four, chunked = run(1), run(4), run(4, chunk=2)
+    assert (one["devices"], one["shards"]) == (1, 1)
+    assert (four["devices"], four["shards"]) == (chunked["devices"], chunked["shards"]) == (4, 4)
+    for other in (four, chunked):  # sgd(1): params - meta-gradient
+        for a, b in zip(one["params"], other["params"], strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
 def test_abstract_parts_and_the_unroll_function():

@@ -27,6 +27,7 @@ META_TRAIN_DEFAULTS = {
     "reset_interval": 32,
     "pipeline": "staggered",
     "estimator": "tbptt",
+    "agents_per_chunk": None,
     "meta_lr": 3e-3,
     "meta_clip": 1.0,
     "task_normalize": None,
@@ -115,6 +116,18 @@ def _check_settings(s: dict) -> None:
                 raise SystemExit(
                     f"error: reward_scale is only for the gridworlds; {env!r} takes none"
                 ) from None
+    chunk = s["agents_per_chunk"]
+    if chunk is not None and not (
+        isinstance(chunk, int) and chunk > 0 and s["agents"] % chunk == 0
+    ):
+        raise SystemExit(
+            f"error: agents_per_chunk must be null or a positive int dividing agents "
+            f"({s['agents']}), got {chunk!r}"
+        )
+    if chunk is not None and s["estimator"] != "tbptt":
+        raise SystemExit(
+            f"error: agents_per_chunk is for the tbptt estimator, not {s['estimator']!r}"
+        )
     if not isinstance(s["seed"], int):
         raise SystemExit(f"error: seed must be an int, got {s['seed']!r}")
     for key in ("step_size", "meta_lr"):
@@ -147,9 +160,11 @@ def make_trainer(s: dict, optimizer=None):
             s["env"], reward_scales, update_scales, strict=True
         )
     )
-    estimator = {"tbptt": l2orl.TruncatedBPTT(), "es": l2orl.TruncatedES(), "pes": l2orl.PES()}[
-        s["estimator"]
-    ]
+    estimator = {
+        "tbptt": l2orl.TruncatedBPTT(agents_per_chunk=s["agents_per_chunk"]),
+        "es": l2orl.TruncatedES(),
+        "pes": l2orl.PES(),
+    }[s["estimator"]]
     meta_optimizer = optax.adam(s["meta_lr"])
     if s["meta_clip"] is not None:
         meta_optimizer = optax.chain(optax.clip(s["meta_clip"]), meta_optimizer)
@@ -329,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta.add_argument("--reset-interval", dest="reset_interval", type=_positive_int)
     meta.add_argument("--pipeline", choices=PIPELINES)
     meta.add_argument("--estimator", choices=ESTIMATORS)
+    meta.add_argument(
+        "--agents-per-chunk", dest="agents_per_chunk", type=_positive_int,
+        help="tbptt: differentiate this many agents at a time (less memory; default all)",
+    )  # fmt: skip
     meta.add_argument("--meta-lr", dest="meta_lr", type=_positive_float)
     meta.add_argument(
         "--meta-clip",

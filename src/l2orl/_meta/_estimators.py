@@ -138,9 +138,21 @@ class TruncatedBPTT(AbstractStatelessEstimator):
     Gradients stop at the unroll's start (the agents' states are inputs), and the optimizer's
     inputs are stop-gradiented by the optimizer itself (`stop_gradient_inputs`), as the
     reference. `remat=True` rematerialises each inner update in the backward pass.
+    `agents_per_chunk=c` differentiates the agents `c` at a time, one chunk after another (a
+    `lax.scan` over `n_agents / c` chunks; each chunk takes every `(n_agents / c)`-th agent, so
+    a chunk spans all devices when agents are sharded): the backward pass's memory, which
+    grows with the number of agents differentiated together, shrinks about `n_agents / c`
+    times for the same meta-gradient up to float rounding.
     """
 
     remat: bool = eqx.field(static=True, default=False)
+    agents_per_chunk: int | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.agents_per_chunk is not None and not self.agents_per_chunk > 0:
+            raise ValueError(
+                f"agents_per_chunk must be a positive int or None, got {self.agents_per_chunk!r}"
+            )
 
     def estimate(
         self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
@@ -149,25 +161,49 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             raise ValueError(
                 f"TruncatedBPTT needs a differentiable meta-loss, got {type(meta_loss).__name__}"
             )
-        keys = jax.random.split(key, task.pipeline.n_agents)
+        n = task.pipeline.n_agents
+        chunk = n if self.agents_per_chunk is None else self.agents_per_chunk
+        if n % chunk:
+            raise ValueError(
+                f"agents_per_chunk={chunk} must divide task {task.name!r}'s {n} agents"
+            )
 
-        def loss_fn(params):
+        def chunk_loss(params, learner, opt_state, keys):
             optimizer = eqx.combine(params, static)
             run = jax.vmap(
                 lambda s, o, k: unroll(
                     optimizer, task, meta_loss, s, o, length, max_length, k, self.remat
                 )
             )
-            losses, learner, opt_state, metrics = run(agents.learner, agents.opt_state, keys)
+            losses, learner, opt_state, metrics = run(learner, opt_state, keys)
             return jnp.mean(losses), (learner, opt_state, metrics)
 
-        (loss, (learner, opt_state, metrics)), grad = eqx.filter_value_and_grad(
-            loss_fn, has_aux=True
-        )(meta_params)
+        chunk_grad = eqx.filter_value_and_grad(chunk_loss, has_aux=True)
+        inputs = (agents.learner, agents.opt_state, jax.random.split(key, n))
+        if chunk == n:
+            (loss, (learner, opt_state, metrics)), grad = chunk_grad(meta_params, *inputs)
+        else:
+            n_chunks = n // chunk
+
+            def split(x):  # agent i * n_chunks + c goes to chunk c
+                return jnp.swapaxes(x.reshape(chunk, n_chunks, *x.shape[1:]), 0, 1)
+
+            def join(x):
+                return jnp.swapaxes(x, 0, 1).reshape(n, *x.shape[2:])
+
+            def body(total, chunk_inputs):
+                (loss, aux), grad = chunk_grad(meta_params, *chunk_inputs)
+                return jax.tree.map(jnp.add, total, grad), (loss, aux)
+
+            zeros = jax.tree.map(jnp.zeros_like, meta_params)
+            total, (losses, aux) = jax.lax.scan(body, zeros, jax.tree.map(split, inputs))
+            grad = jax.tree.map(lambda g: g / n_chunks, total)
+            loss = jnp.mean(losses)
+            learner, opt_state, metrics = jax.tree.map(join, aux)
         metrics = {
             "meta_loss": loss,
-            "inner_updates": jnp.asarray(length * task.pipeline.n_agents, jnp.int32),
-            "unrolls": task.pipeline.n_agents,
+            "inner_updates": jnp.asarray(length * n, jnp.int32),
+            "unrolls": n,
             **_mean_metrics(metrics),
         }
         return grad, _advance(agents, learner, opt_state, length), state, metrics

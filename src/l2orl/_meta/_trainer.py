@@ -1,3 +1,5 @@
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -19,6 +21,17 @@ from ._estimators import AbstractEstimator, TruncatedBPTT
 from ._losses import AbstractMetaLoss, AgentLoss
 from ._schedules import AbstractTruncationSchedule, ConstantTruncation
 from ._task import AgentsState, MetaTask, fresh_agents, reset_agents, tree_select
+
+
+def _release_free_memory() -> None:
+    """Return the C heap's free pages to the OS (glibc's `malloc_trim`; a no-op elsewhere).
+
+    XLA's compiler frees hundreds of MB when it finishes, which glibc otherwise keeps mapped,
+    so a run's peak memory would be the compiler's leftovers plus the meta-step's buffers."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 class MetaState(eqx.Module):
@@ -259,11 +272,14 @@ class MetaTrainer(eqx.Module):
         log_path.write_text(
             "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
         )
+        began = time.perf_counter()  # the first meta-step's time includes compiling it
         step = eqx.filter_jit(type(self).step)
+        if start < n_meta_steps:
+            step.lower(self, state).compile()  # cached: the loop's first call runs it
+            _release_free_memory()
         bar = _Progress(n_meta_steps, start, progress)
         with log_path.open("a") as log:
             while int(state.meta_step) < n_meta_steps:
-                began = time.perf_counter()
                 state, metrics = step(self, state)
                 record = {
                     "meta_step": int(state.meta_step),
@@ -278,6 +294,7 @@ class MetaTrainer(eqx.Module):
                     or record["meta_step"] == n_meta_steps
                 ):
                     save_tree(out / "checkpoints" / f"step-{record['meta_step']:06d}.l2o", state)
+                began = time.perf_counter()
         bar.close()
         figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
         save(
