@@ -33,6 +33,10 @@ def parse(doc: str, out: str, extra=()) -> argparse.Namespace:
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--meta-seeds", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3, help="test seeds per optimizer")
+    parser.add_argument(
+        "--agents-per-chunk", type=int, default=None,
+        help="TBPTT: differentiate this many agents at a time (less memory; default all)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args()
@@ -45,7 +49,14 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
     """`name` meta-trained once per meta-seed: the optimizers, and a record of each run.
 
     `optimizer_for(seed)`, if given, builds the variant's optimizer (else the preset)."""
-    settings = {**META_TRAIN_DEFAULTS, **RECIPE, **settings, **(SMOKE if args.smoke else {})}
+    chunk = {"agents_per_chunk": args.agents_per_chunk}
+    settings = {
+        **META_TRAIN_DEFAULTS,
+        **RECIPE,
+        **chunk,
+        **settings,
+        **(SMOKE if args.smoke else {}),
+    }
     trained, records = [], []
     for seed in range(args.meta_seeds):
         settings["seed"] = seed

@@ -2,6 +2,7 @@
 
     python examples/ablate_pipeline.py [--envs small_dense_long big_dense_long]
                                        [--meta-steps 150] [--meta-seeds 2] [--seeds 3]
+                                       [--agents-per-chunk C]
                                        [--out out/ablate_pipeline] [--smoke]
 
 On each gridworld, meta-trains Optim4RL (α = 3e-3, agent gradients clipped at 1 as the

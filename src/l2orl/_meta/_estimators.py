@@ -1,4 +1,5 @@
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -7,7 +8,7 @@ from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._custom_types import Metrics, PRNGKey
 from ._losses import AbstractMetaLoss
-from ._task import AgentsState, MetaTask, fresh_agents, tree_select
+from ._task import AgentsState, MetaTask, agent_devices, fresh_agents, tree_select
 
 
 def unroll(
@@ -183,23 +184,46 @@ class TruncatedBPTT(AbstractStatelessEstimator):
         if chunk == n:
             (loss, (learner, opt_state, metrics)), grad = chunk_grad(meta_params, *inputs)
         else:
-            n_chunks = n // chunk
+            # Agents as [block, chunk index, agent]: a block is one device's contiguous share
+            # of the agents (one block on one device), and chunk c takes its c-th slice of
+            # every block. The agents are the scan's carry, each chunk written back in place.
+            n_chunks, blocks = n // chunk, math.gcd(agent_devices(n), chunk)
 
-            def split(x):  # agent i * n_chunks + c goes to chunk c
-                return jnp.swapaxes(x.reshape(chunk, n_chunks, *x.shape[1:]), 0, 1)
+            def grid(x):
+                return x.reshape(blocks, n_chunks, chunk // blocks, *x.shape[1:])
 
-            def join(x):
-                return jnp.swapaxes(x, 0, 1).reshape(n, *x.shape[2:])
+            def take(x, c):
+                x = jax.lax.dynamic_index_in_dim(x, c, 1, keepdims=False)
+                return x.reshape(chunk, *x.shape[2:])
 
-            def body(total, chunk_inputs):
-                (loss, aux), grad = chunk_grad(meta_params, *chunk_inputs)
-                return jax.tree.map(jnp.add, total, grad), (loss, aux)
+            def put(x, y, c):
+                y = y.reshape(blocks, 1, chunk // blocks, *y.shape[1:])
+                return jax.lax.dynamic_update_slice_in_dim(x, y, c, 1)
 
+            def body(carry, c):
+                total, agents_grid = carry
+                learner, opt_state = jax.tree.map(lambda x: take(x, c), agents_grid)
+                (loss, (*new, metrics)), grad = chunk_grad(
+                    meta_params, learner, opt_state, take(keys, c)
+                )
+                agents_grid = jax.tree.map(lambda x, y: put(x, y, c), agents_grid, tuple(new))
+                return (jax.tree.map(jnp.add, total, grad), agents_grid), (loss, metrics)
+
+            keys = grid(inputs[2])
             zeros = jax.tree.map(jnp.zeros_like, meta_params)
-            total, (losses, aux) = jax.lax.scan(body, zeros, jax.tree.map(split, inputs))
+            (total, agents_grid), (losses, metrics) = jax.lax.scan(
+                body, (zeros, jax.tree.map(grid, inputs[:2])), jnp.arange(n_chunks)
+            )
             grad = jax.tree.map(lambda g: g / n_chunks, total)
             loss = jnp.mean(losses)
-            learner, opt_state, metrics = jax.tree.map(join, aux)
+            learner, opt_state = jax.tree.map(lambda x: x.reshape(n, *x.shape[3:]), agents_grid)
+            # metrics[c, b * chunk // blocks + a] belong to agent [b, c, a]
+            metrics = jax.tree.map(
+                lambda x: jnp.swapaxes(x.reshape(n_chunks, blocks, chunk // blocks), 0, 1).reshape(
+                    n
+                ),
+                metrics,
+            )
         metrics = {
             "meta_loss": loss,
             "inner_updates": jnp.asarray(length * n, jnp.int32),

@@ -64,6 +64,13 @@ class AgentsState(eqx.Module):
     age: Int[Array, " n_agents"]
 
 
+def agent_devices(n_agents: int) -> int:
+    """How many local devices a task's `n_agents` are sharded over: all of them when there are
+    several and they divide `n_agents`, else 1."""
+    count = len(jax.local_devices())
+    return count if count > 1 and n_agents % count == 0 else 1
+
+
 def fresh_agents(
     task: MetaTask, optimizer: AbstractLearnedOptimizer, keys: Key[Array, " n"]
 ) -> tuple[PyTree, PyTree]:

@@ -20,7 +20,7 @@ from .._lopt import AbstractLearnedOptimizer
 from ._estimators import AbstractEstimator, TruncatedBPTT
 from ._losses import AbstractMetaLoss, AgentLoss
 from ._schedules import AbstractTruncationSchedule, ConstantTruncation
-from ._task import AgentsState, MetaTask, fresh_agents, reset_agents, tree_select
+from ._task import AgentsState, MetaTask, agent_devices, fresh_agents, reset_agents, tree_select
 
 
 def _release_free_memory() -> None:
@@ -54,10 +54,9 @@ class MetaState(eqx.Module):
 def _agents_sharding(n_agents: int):
     """Shard a leading agent axis over all local devices, when there are several and they divide
     it; `None` otherwise."""
-    devices = jax.local_devices()
-    if len(devices) < 2 or n_agents % len(devices):
+    if agent_devices(n_agents) == 1:
         return None
-    mesh = jax.sharding.Mesh(devices, ("agents",))
+    mesh = jax.sharding.Mesh(jax.local_devices(), ("agents",))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("agents"))
 
 
