@@ -140,10 +140,11 @@ class TruncatedBPTT(AbstractStatelessEstimator):
     inputs are stop-gradiented by the optimizer itself (`stop_gradient_inputs`), as the
     reference. `remat=True` rematerialises each inner update in the backward pass.
     `agents_per_chunk=c` differentiates the agents `c` at a time, one chunk after another (a
-    `lax.scan` over `n_agents / c` chunks; each chunk takes every `(n_agents / c)`-th agent, so
-    a chunk spans all devices when agents are sharded): the backward pass's memory, which
-    grows with the number of agents differentiated together, shrinks about `n_agents / c`
-    times for the same meta-gradient up to float rounding.
+    `lax.scan` over `n_agents / c` chunks, the agents carried and updated in place; a chunk is
+    a contiguous slice of each device's share of the agents, so it spans all devices when
+    agents are sharded): the backward pass's memory, which grows with the number of agents
+    differentiated together, shrinks about `n_agents / c` times, for the same meta-gradient
+    up to float rounding.
     """
 
     remat: bool = eqx.field(static=True, default=False)
