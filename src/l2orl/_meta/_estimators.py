@@ -186,8 +186,8 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             (loss, (learner, opt_state, metrics)), grad = chunk_grad(meta_params, *inputs)
         else:
             # Agents as [block, chunk index, agent]: a block is one device's contiguous share
-            # of the agents (one block on one device), and chunk c takes its c-th slice of
-            # every block. The agents are the scan's carry, each chunk written back in place.
+            # of the agents and chunk c takes the c-th slice of every block. The agents are
+            # the scan's carry, each chunk written back in place.
             n_chunks, blocks = n // chunk, math.gcd(agent_devices(n), chunk)
 
             def grid(x):
@@ -218,13 +218,7 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             grad = jax.tree.map(lambda g: g / n_chunks, total)
             loss = jnp.mean(losses)
             learner, opt_state = jax.tree.map(lambda x: x.reshape(n, *x.shape[3:]), agents_grid)
-            # metrics[c, b * chunk // blocks + a] belong to agent [b, c, a]
-            metrics = jax.tree.map(
-                lambda x: jnp.swapaxes(x.reshape(n_chunks, blocks, chunk // blocks), 0, 1).reshape(
-                    n
-                ),
-                metrics,
-            )
+            metrics = jax.tree.map(lambda x: x.reshape(n), metrics)  # in chunk order
         metrics = {
             "meta_loss": loss,
             "inner_updates": jnp.asarray(length * n, jnp.int32),
