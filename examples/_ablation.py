@@ -49,11 +49,10 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
     """`name` meta-trained once per meta-seed: the optimizers, and a record of each run.
 
     `optimizer_for(seed)`, if given, builds the variant's optimizer (else the preset)."""
-    chunk = {"agents_per_chunk": args.agents_per_chunk}
     settings = {
         **META_TRAIN_DEFAULTS,
         **RECIPE,
-        **chunk,
+        "agents_per_chunk": args.agents_per_chunk,
         **settings,
         **(SMOKE if args.smoke else {}),
     }

@@ -181,9 +181,11 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             return jnp.mean(losses), (learner, opt_state, metrics)
 
         chunk_grad = eqx.filter_value_and_grad(chunk_loss, has_aux=True)
-        inputs = (agents.learner, agents.opt_state, jax.random.split(key, n))
+        keys = jax.random.split(key, n)
         if chunk == n:
-            (loss, (learner, opt_state, metrics)), grad = chunk_grad(meta_params, *inputs)
+            (loss, (learner, opt_state, metrics)), grad = chunk_grad(
+                meta_params, agents.learner, agents.opt_state, keys
+            )
         else:
             # Agents as [block, chunk index, agent]: a block is one device's contiguous share
             # of the agents and chunk c takes the c-th slice of every block. The agents are
@@ -210,10 +212,11 @@ class TruncatedBPTT(AbstractStatelessEstimator):
                 agents_grid = jax.tree.map(lambda x, y: put(x, y, c), agents_grid, tuple(new))
                 return (jax.tree.map(jnp.add, total, grad), agents_grid), (loss, metrics)
 
-            keys = grid(inputs[2])
+            keys = grid(keys)
             zeros = jax.tree.map(jnp.zeros_like, meta_params)
+            start = (zeros, jax.tree.map(grid, (agents.learner, agents.opt_state)))
             (total, agents_grid), (losses, metrics) = jax.lax.scan(
-                body, (zeros, jax.tree.map(grid, inputs[:2])), jnp.arange(n_chunks)
+                body, start, jnp.arange(n_chunks)
             )
             grad = jax.tree.map(lambda g: g / n_chunks, total)
             loss = jnp.mean(losses)
