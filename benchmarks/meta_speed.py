@@ -1,13 +1,14 @@
 """Meta-training speed and memory on the reference's configurations, against its figures.
 
     python benchmarks/meta_speed.py catch|big_dense_long [--steps 6] [--remat]
-                                    [--agents-per-chunk C]
+                                    [--agents-per-chunk C] [--fast-compile]
 
 Runs one configuration in a child process under `/usr/bin/time -v`, through
 `MetaTrainer.run` (logging and checkpointing as a real run does): Optim4RL, TBPTT with K = 4
 (`--agents-per-chunk C`: differentiated C agents at a time), 64 single-env A2C agents with
-pipeline training (reset interval 32). Prints the time of the first meta-step (compile
-included), how many times the meta-step was traced, the steady-state env-steps/s over the
+pipeline training (reset interval 32). Prints the time of the first meta-step and of its
+compiling (tracing + XLA; `--fast-compile`: with LLVM's -O1, `xla_backend_optimization_level`
+1), how many times the meta-step was traced, the steady-state env-steps/s over the
 following meta-steps, the child's peak RSS, and the ratio of env-steps/s to the reference
 implementation's on a 2-core CPU of this kind (OPTIM4RL.md §10: Catch 3,078 env-steps/s and
 4.38 GB; big_dense_long 867 env-steps/s and 10.1 GB).
@@ -28,6 +29,7 @@ import jax, optax
 import l2orl, l2orl.rl as rl
 name, steps, remat = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 chunk = int(sys.argv[4]) or None
+options = {"xla_backend_optimization_level": 1} if sys.argv[5] == "1" else None
 traces = []
 class Counting(l2orl.MetaTrainer):  # counts how often `run` traces the meta-step
     def step(self, state):
@@ -40,10 +42,11 @@ trainer = Counting(l2orl.Optim4RL(), (task,), estimator=l2orl.TruncatedBPTT(rema
                    schedule=l2orl.ConstantTruncation(4),
                    meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)))
 with tempfile.TemporaryDirectory() as out:
-    trainer.run(1 + steps, out, progress=False)
+    trainer.run(1 + steps, out, progress=False, compiler_options=options)
     log = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
 rate = sum(r["env_steps"] for r in log[1:]) / sum(r["seconds"] for r in log[1:])
-print(json.dumps({"first_step_s": log[0]["seconds"], "traces": len(traces),
+print(json.dumps({"first_step_s": log[0]["seconds"], "compile_s": log[0]["compile_seconds"],
+                  "traces": len(traces),
                   "env_steps_per_s": rate, "meta_loss": log[-1]["meta_loss"]}))
 """
 
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--remat", action="store_true")
     parser.add_argument("--agents-per-chunk", type=int, default=0, help="0: all 64 at once")
+    parser.add_argument("--fast-compile", action="store_true", help="XLA CPU at LLVM -O1")
     args = parser.parse_args()
     cmd = [
         "/usr/bin/time",
@@ -65,6 +69,7 @@ def main() -> None:
         str(args.steps),
         str(int(args.remat)),
         str(args.agents_per_chunk),
+        str(int(args.fast_compile)),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -75,9 +80,15 @@ def main() -> None:
     )
     ref_rate, ref_gb = REFERENCE[args.config]
     chunk = args.agents_per_chunk or 64
-    print(f"{args.config} (remat={args.remat}, {chunk} agents per chunk), {args.steps} meta-steps")
+    print(
+        f"{args.config} (remat={args.remat}, {chunk} agents per chunk, "
+        f"fast_compile={args.fast_compile}), {args.steps} meta-steps"
+    )
     first, traces, rate = result["first_step_s"], result["traces"], result["env_steps_per_s"]
-    print(f"first meta-step (compile + run): {first:.1f} s; meta-step traced {traces}x")
+    print(
+        f"first meta-step: {first:.1f} s, of which compiling (trace + XLA) "
+        f"{result['compile_s']:.1f} s; meta-step traced {traces}x"
+    )
     print(f"steady state: {rate:,.0f} env-steps/s = {rate / ref_rate:.2f}x ref. ({ref_rate:,.0f})")
     print(f"peak RSS: {peak_gb:.2f} GB (reference {ref_gb} GB)")
 

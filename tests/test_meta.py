@@ -289,6 +289,8 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["meta_step"] for r in records] == [1, 2, 3]
     assert {"catch/meta_loss", "sdl/meta_loss", "env_steps", "grad_norm", "K"} <= set(records[0])
+    assert 0 < records[0]["compile_seconds"] < records[0]["seconds"]
+    assert not any("compile_seconds" in r for r in records[1:])
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
         "step-000002.l2o",
         "step-000003.l2o",
@@ -307,6 +309,9 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
     assert eqx.tree_equal(restored, state)
     with pytest.raises(ValueError, match="another configuration"):
         _catch_trainer().run(1, tmp_path, progress=False)
+    with pytest.raises(Exception, match="no_such_option"):  # the options reach XLA
+        trainer.run(4, tmp_path, progress=False, settings={"note": "test"},
+                    compiler_options={"no_such_option": 1})  # fmt: skip
 
 
 _KILL_SCRIPT = textwrap.dedent(

@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -302,7 +303,7 @@ def _plot(args: argparse.Namespace) -> int:
     )
     steps = [r["meta_step"] for r in records]
     for ax, key in zip(axes[:, 0], keys, strict=True):
-        ax.plot(steps, [r[key] for r in records])
+        ax.plot(steps, [r.get(key, math.nan) for r in records])  # compile_seconds: once
         ax.set_ylabel(key)
     axes[-1, 0].set_xlabel("meta-step")
     fig.tight_layout()

@@ -232,6 +232,7 @@ class MetaTrainer(eqx.Module):
         resume: bool = True,
         progress: bool = True,
         settings: dict[str, Any] | None = None,
+        compiler_options: dict[str, Any] | None = None,
     ) -> MetaState:
         """Meta-train to `n_meta_steps`, logging and checkpointing into `out_dir`.
 
@@ -240,6 +241,11 @@ class MetaTrainer(eqx.Module):
         at the end (all of the `MetaState`, atomically), and `optimizer.l2o` (the learned
         optimizer, with its training figures). With `resume`, a run restarts from the latest
         checkpoint in `out_dir` and ends with the meta-parameters an uninterrupted run gets.
+        The first line after a (re)start also holds `compile_seconds`: tracing and compiling
+        the meta-step. `compiler_options` go to XLA (`jax.jit`'s): on CPU,
+        `{"xla_backend_optimization_level": 1}` compiles 1–2 s faster at the same speed
+        (`benchmarks/RESULTS.md`), with results that differ from the default's by float
+        rounding.
 
         **Raises:** `ValueError` if `out_dir` holds a run of another configuration.
         """
@@ -272,9 +278,11 @@ class MetaTrainer(eqx.Module):
             "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
         )
         began = time.perf_counter()  # the first meta-step's time includes compiling it
-        step = eqx.filter_jit(type(self).step)
+        step = eqx.filter_jit(type(self).step, compiler_options=compiler_options)
+        compiled = {}
         if start < n_meta_steps:
             step.lower(self, state).compile()  # cached: the loop's first call runs it
+            compiled["compile_seconds"] = time.perf_counter() - began
             _release_free_memory()
         bar = _Progress(n_meta_steps, start, progress)
         with log_path.open("a") as log:
@@ -284,7 +292,9 @@ class MetaTrainer(eqx.Module):
                     "meta_step": int(state.meta_step),
                     **{k: float(v) for k, v in metrics.items()},
                     "seconds": time.perf_counter() - began,
+                    **compiled,
                 }
+                compiled = {}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.update(record, self.tasks[0].name)
