@@ -27,7 +27,8 @@ def _release_free_memory() -> None:
     """Return the C heap's free pages to the OS (glibc's `malloc_trim`; a no-op elsewhere).
 
     XLA's compiler frees hundreds of MB when it finishes, which glibc otherwise keeps mapped,
-    so a run's peak memory would be the compiler's leftovers plus the meta-step's buffers."""
+    so a run's peak memory would be the compiler's leftovers plus the meta-step's buffers.
+    Called before compiling the meta-step too (the leftovers of compiling `init`), and after."""
     name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(name) if name else None
     if hasattr(libc, "malloc_trim"):
@@ -281,6 +282,7 @@ class MetaTrainer(eqx.Module):
         step = eqx.filter_jit(type(self).step, compiler_options=compiler_options)
         compiled = {}
         if start < n_meta_steps:
+            _release_free_memory()
             step.lower(self, state).compile()  # cached: the loop's first call runs it
             compiled["compile_seconds"] = time.perf_counter() - began
             _release_free_memory()
