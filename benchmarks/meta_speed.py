@@ -1,17 +1,18 @@
 """Meta-training speed and memory on the reference's configurations, against its figures.
 
     python benchmarks/meta_speed.py catch|big_dense_long [--steps 6] [--remat]
-                                    [--agents-per-chunk C] [--fast-compile]
+                                    [--agents-per-chunk C] [--fast-compile] [--low-memory]
 
 Runs one configuration in a child process under `/usr/bin/time -v`, through
 `MetaTrainer.run` (logging and checkpointing as a real run does): Optim4RL, TBPTT with K = 4
 (`--agents-per-chunk C`: differentiated C agents at a time), 64 single-env A2C agents with
 pipeline training (reset interval 32). Prints the time of the first meta-step and of its
-compiling (tracing + XLA; `--fast-compile`: with LLVM's -O1, `xla_backend_optimization_level`
-1), how many times the meta-step was traced, the steady-state env-steps/s over the
-following meta-steps, the child's peak RSS, and the ratio of env-steps/s to the reference
-implementation's on a 2-core CPU of this kind (OPTIM4RL.md §10: Catch 3,078 env-steps/s and
-4.38 GB; big_dense_long 867 env-steps/s and 10.1 GB).
+compiling (tracing + XLA), how many times the meta-step was traced, the steady-state
+env-steps/s over the following meta-steps, the child's peak RSS, and the ratio of env-steps/s
+to the reference implementation's on a 2-core CPU of this kind (OPTIM4RL.md §10: Catch 3,078
+env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s and 10.1 GB). XLA options:
+`--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1) and `--low-memory` (XLA
+CPU's older fusion emitters, `xla_cpu_use_fusion_emitters` off).
 """
 
 import argparse
@@ -29,7 +30,7 @@ import jax, optax
 import l2orl, l2orl.rl as rl
 name, steps, remat = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 chunk = int(sys.argv[4]) or None
-options = {"xla_backend_optimization_level": 1} if sys.argv[5] == "1" else None
+options = json.loads(sys.argv[5]) or None
 traces = []
 class Counting(l2orl.MetaTrainer):  # counts how often `run` traces the meta-step
     def step(self, state):
@@ -58,7 +59,15 @@ def main() -> None:
     parser.add_argument("--remat", action="store_true")
     parser.add_argument("--agents-per-chunk", type=int, default=0, help="0: all 64 at once")
     parser.add_argument("--fast-compile", action="store_true", help="XLA CPU at LLVM -O1")
+    parser.add_argument(
+        "--low-memory", action="store_true", help="XLA CPU without its new fusion emitters"
+    )
     args = parser.parse_args()
+    options = {}
+    if args.fast_compile:
+        options["xla_backend_optimization_level"] = 1
+    if args.low_memory:
+        options["xla_cpu_use_fusion_emitters"] = False
     cmd = [
         "/usr/bin/time",
         "-v",
@@ -69,7 +78,7 @@ def main() -> None:
         str(args.steps),
         str(int(args.remat)),
         str(args.agents_per_chunk),
-        str(int(args.fast_compile)),
+        json.dumps(options),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -82,7 +91,7 @@ def main() -> None:
     chunk = args.agents_per_chunk or 64
     print(
         f"{args.config} (remat={args.remat}, {chunk} agents per chunk, "
-        f"fast_compile={args.fast_compile}), {args.steps} meta-steps"
+        f"XLA options {options}), {args.steps} meta-steps"
     )
     first, traces, rate = result["first_step_s"], result["traces"], result["env_steps_per_s"]
     print(

@@ -57,6 +57,25 @@ def test_brax_env_names_match_brax():
     assert sorted(rl.BRAX_ENVS) == json.loads(out.stdout.strip().splitlines()[-1])
 
 
+_PLOTTING_SCRIPT = """
+import sys, l2orl.rl
+loaded = {"seaborn", "pandas", "scipy", "matplotlib.pyplot"} & set(sys.modules)
+import gymnax.environments.bsuite.catch as catch, gymnax.environments.misc.pong as pong
+import matplotlib.pyplot, seaborn
+print(sorted(loaded), pong.sns.color_palette is seaborn.color_palette,
+      catch.plt.subplots is matplotlib.pyplot.subplots)
+"""
+
+
+def test_gymnax_plotting_modules_load_only_when_used():
+    """`import l2orl.rl` defers what gymnax imports only to render; gymnax's references
+    reach the real modules once used, and a later import gets the real module."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PLOTTING_SCRIPT], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["[]", "True", "True"]
+
+
 def test_iqm_and_bootstrap_ci():
     x = np.asarray([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0])
     assert rl.iqm(x) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))

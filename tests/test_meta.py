@@ -358,24 +358,31 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 _DEVICES_SCRIPT = textwrap.dedent(
     """
-    import json, sys, jax, optax, equinox as eqx, l2orl, l2orl.rl as rl
+    import json, sys, tempfile, jax, optax, l2orl, l2orl.rl as rl
     chunk = int(sys.argv[1]) or None
     learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
     task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
-    trainer = l2orl.MetaTrainer(l2orl.Optim4RL(), (task,), schedule=l2orl.ConstantTruncation(2),
-                                estimator=l2orl.TruncatedBPTT(agents_per_chunk=chunk),
-                                meta_optimizer=optax.sgd(1.0))
-    state = trainer.init(jax.random.key(0))
-    state, metrics = eqx.filter_jit(type(trainer).step)(trainer, state)
+    traces = []
+    class Counting(l2orl.MetaTrainer):
+        def step(self, state):
+            traces.append(1)
+            return super().step(state)
+    trainer = Counting(l2orl.Optim4RL(), (task,), schedule=l2orl.ConstantTruncation(2),
+                       estimator=l2orl.TruncatedBPTT(agents_per_chunk=chunk),
+                       meta_optimizer=optax.sgd(1.0))
+    with tempfile.TemporaryDirectory() as out:  # compiled from shapes, then run
+        state = trainer.run(2, out, progress=False)
     shards = len(state.agents[0].age.sharding.device_set)
     leaves = [x.tolist() for x in jax.tree.leaves(state.meta_params)]
-    print(json.dumps({"devices": jax.device_count(), "shards": shards, "params": leaves}))
+    print(json.dumps({"devices": jax.device_count(), "shards": shards, "params": leaves,
+                      "traces": len(traces)}))
     """
 )
 
 
 def test_agents_shard_over_devices_with_the_same_meta_gradient():
-    """4 agents on 1 device, on 4 devices, and on 4 devices in 2 chunks of 2 agents."""
+    """4 agents on 1 device, on 4 devices, and on 4 devices in 2 chunks of 2 agents: two
+    meta-steps each, traced once."""
 
     def run(n_devices, chunk=0):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
@@ -389,6 +396,7 @@ def test_agents_shard_over_devices_with_the_same_meta_gradient():
     one, four, chunked = run(1), run(4), run(4, chunk=2)
     assert (one["devices"], one["shards"]) == (1, 1)
     assert (four["devices"], four["shards"]) == (chunked["devices"], chunked["shards"]) == (4, 4)
+    assert one["traces"] == four["traces"] == chunked["traces"] == 1  # state shardings stable
     for other in (four, chunked):  # sgd(1): params - meta-gradient
         for a, b in zip(one["params"], other["params"], strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)

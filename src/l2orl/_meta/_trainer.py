@@ -1,5 +1,6 @@
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import math
 import os
@@ -52,13 +53,16 @@ class MetaState(eqx.Module):
     key: PRNGKey
 
 
-def _agents_sharding(n_agents: int):
-    """Shard a leading agent axis over all local devices, when there are several and they divide
-    it; `None` otherwise."""
-    if agent_devices(n_agents) == 1:
+def _agents_sharding(n_agents: int | None):
+    """Where meta-training state lives when there are several local devices: a leading agent
+    axis of `n_agents` split over them when they divide it, anything else (`n_agents=None`)
+    replicated on each. `None` with one device."""
+    devices = jax.local_devices()
+    if len(devices) == 1:
         return None
-    mesh = jax.sharding.Mesh(jax.local_devices(), ("agents",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("agents"))
+    split = n_agents is not None and agent_devices(n_agents) > 1
+    spec = jax.sharding.PartitionSpec("agents") if split else jax.sharding.PartitionSpec()
+    return jax.sharding.NamedSharding(jax.sharding.Mesh(devices, ("agents",)), spec)
 
 
 class MetaTrainer(eqx.Module):
@@ -123,15 +127,9 @@ class MetaTrainer(eqx.Module):
             task_agents = AgentsState(
                 learner, opt_state, task.pipeline.offsets(k_offsets), jnp.zeros((n,), jnp.int32)
             )
-            estimator_state = self.estimator.init(meta_params, task_agents, k_est)
-            sharding = _agents_sharding(n)
-            if sharding is not None:
-                task_agents, estimator_state = jax.device_put(
-                    (task_agents, estimator_state), sharding
-                )
             agents.append(task_agents)
-            estimator_states.append(estimator_state)
-        return MetaState(
+            estimator_states.append(self.estimator.init(meta_params, task_agents, k_est))
+        state = MetaState(
             meta_params=meta_params,
             meta_opt_state=self.meta_optimizer.init(meta_params),
             agents=tuple(agents),
@@ -139,6 +137,24 @@ class MetaTrainer(eqx.Module):
             meta_step=jnp.zeros((), jnp.int32),
             skipped=jnp.zeros((), jnp.int32),
             key=keys[-1],
+        )
+        shardings = self._shardings(state)
+        return state if shardings is None else jax.device_put(state, shardings)
+
+    def _shardings(self, state: MetaState) -> MetaState | None:
+        """Every leaf's sharding with several local devices (`None` with one): each task's
+        agents and estimator state split over the devices, the rest replicated."""
+        replicated = _agents_sharding(None)
+        if replicated is None:
+            return None
+        split = tuple(
+            jax.tree.map(lambda _, s=_agents_sharding(task.pipeline.n_agents): s, (a, e))
+            for task, a, e in zip(self.tasks, state.agents, state.estimator_states, strict=True)
+        )
+        return dataclasses.replace(
+            jax.tree.map(lambda _: replicated, state),
+            agents=tuple(a for a, _ in split),
+            estimator_states=tuple(e for _, e in split),
         )
 
     def step(self, state: MetaState) -> tuple[MetaState, Metrics]:
@@ -208,6 +224,17 @@ class MetaTrainer(eqx.Module):
         )  # fmt: skip
         return new_state, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
 
+    def _state_shapes(self, key: PRNGKey) -> MetaState:
+        """The shapes, dtypes and shardings of `init(key)`'s state, without creating it."""
+        shapes = jax.eval_shape(self.init, key)
+        shardings = self._shardings(shapes)
+        if shardings is None:
+            return shapes
+        return jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s, weak_type=x.weak_type),
+            shapes, shardings,
+        )  # fmt: skip
+
     def config(self) -> dict:
         """The run's configuration as JSON: the optimizer's module tree and every setting."""
         return {
@@ -265,31 +292,39 @@ class MetaTrainer(eqx.Module):
                 )
         else:
             config_path.write_text(json.dumps(config, indent=1))
-        state = self.init(jax.random.key(key) if isinstance(key, int) else key)
+        key = jax.random.key(key) if isinstance(key, int) else key
         checkpoints = [
             path for path in sorted((out / "checkpoints").glob("step-*.l2o"))
             if int(path.stem.removeprefix("step-")) <= n_meta_steps
         ]  # fmt: skip
-        if resume and checkpoints:
-            state = load_tree(checkpoints[-1], like=state)
-        start = int(state.meta_step)
+        latest = checkpoints[-1] if resume and checkpoints else None
+        start = int(latest.stem.removeprefix("step-")) if latest else 0
+        began = time.perf_counter()  # the first meta-step's time includes compiling it
+        dynamic, static = eqx.partition(self, eqx.is_array)
+        step = jax.jit(
+            lambda dynamic, state: eqx.combine(dynamic, static).step(state),
+            compiler_options=compiler_options,
+        )
+        compiled = {}
+        if start < n_meta_steps:
+            # Compiled from shapes alone, before the agents exist, and the compiler's freed
+            # memory returned: the compiler's peak does not add to the agents' memory.
+            _release_free_memory()
+            step.lower(dynamic, self._state_shapes(key)).compile()  # cached for the loop
+            compiled["compile_seconds"] = time.perf_counter() - began
+            _release_free_memory()
+        state = self.init(key)
+        if latest:
+            state = load_tree(latest, like=state)
         log_path = out / "metrics.jsonl"
         lines = log_path.read_text().splitlines() if log_path.exists() else []
         log_path.write_text(
             "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
         )
-        began = time.perf_counter()  # the first meta-step's time includes compiling it
-        step = eqx.filter_jit(type(self).step, compiler_options=compiler_options)
-        compiled = {}
-        if start < n_meta_steps:
-            _release_free_memory()
-            step.lower(self, state).compile()  # cached: the loop's first call runs it
-            compiled["compile_seconds"] = time.perf_counter() - began
-            _release_free_memory()
         bar = _Progress(n_meta_steps, start, progress)
         with log_path.open("a") as log:
             while int(state.meta_step) < n_meta_steps:
-                state, metrics = step(self, state)
+                state, metrics = step(dynamic, state)
                 record = {
                     "meta_step": int(state.meta_step),
                     **{k: float(v) for k, v in metrics.items()},

@@ -1,8 +1,11 @@
 """Reinforcement learning: environments, networks, learners, evaluation.
 
-Importing `l2orl.rl` loads gymnax; brax loads only when a `"brax:..."` environment is made.
+Importing `l2orl.rl` loads gymnax (its plotting imports, used only by `render`, are deferred:
+seaborn, pandas, scipy and `matplotlib.pyplot` load on first use); brax loads only when a
+`"brax:..."` environment is made.
 """
 
+from . import _lazy_plotting  # noqa: F401  (first: imports gymnax without its plotting stack)
 from ._a2c import A2C as A2C
 from ._defaults import default_learner as default_learner
 from ._evaluate import (
