@@ -147,14 +147,17 @@ class MetaTrainer(eqx.Module):
         replicated = _agents_sharding(None)
         if replicated is None:
             return None
-        split = tuple(
-            jax.tree.map(lambda _, s=_agents_sharding(task.pipeline.n_agents): s, (a, e))
-            for task, a, e in zip(self.tasks, state.agents, state.estimator_states, strict=True)
-        )
+        agents, estimator_states = [], []
+        for task, task_agents, est in zip(
+            self.tasks, state.agents, state.estimator_states, strict=True
+        ):
+            sharding = _agents_sharding(task.pipeline.n_agents)
+            agents.append(jax.tree.map(lambda _, s=sharding: s, task_agents))
+            estimator_states.append(jax.tree.map(lambda _, s=sharding: s, est))
         return dataclasses.replace(
             jax.tree.map(lambda _: replicated, state),
-            agents=tuple(a for a, _ in split),
-            estimator_states=tuple(e for _, e in split),
+            agents=tuple(agents),
+            estimator_states=tuple(estimator_states),
         )
 
     def step(self, state: MetaState) -> tuple[MetaState, Metrics]:
@@ -269,11 +272,13 @@ class MetaTrainer(eqx.Module):
         at the end (all of the `MetaState`, atomically), and `optimizer.l2o` (the learned
         optimizer, with its training figures). With `resume`, a run restarts from the latest
         checkpoint in `out_dir` and ends with the meta-parameters an uninterrupted run gets.
-        The first line after a (re)start also holds `compile_seconds`: tracing and compiling
-        the meta-step. `compiler_options` go to XLA (`jax.jit`'s): on CPU,
-        `{"xla_backend_optimization_level": 1}` compiles 1–2 s faster at the same speed
-        (`benchmarks/RESULTS.md`), with results that differ from the default's by float
-        rounding.
+        The meta-step is compiled from the state's shapes before the agents are created, so the
+        compiler's memory peak never adds to theirs; the first line after a (re)start also
+        holds `compile_seconds`: tracing and compiling it. `compiler_options` go to XLA
+        (`jax.jit`'s): on CPU, `{"xla_backend_optimization_level": 1}` compiles 1–2 s faster at
+        the same speed, and `{"xla_cpu_use_fusion_emitters": False}` with about a quarter of
+        the compiler's memory, for a ≈ 10 % slower meta-step (`benchmarks/RESULTS.md`); either
+        may change results by float rounding.
 
         **Raises:** `ValueError` if `out_dir` holds a run of another configuration.
         """

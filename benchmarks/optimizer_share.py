@@ -1,0 +1,100 @@
+"""How much of a meta-step the learned optimizer's own arithmetic takes, against the 5× target.
+
+    python benchmarks/optimizer_share.py catch|big_dense_long [--agents-per-chunk C]
+
+The same configuration as `meta_speed.py` (Optim4RL, TBPTT with K = 4, 64 single-env A2C
+agents, reset interval 32, chunks of C agents). Measured in one process, each the median of
+`--repeats` calls after a compiling one:
+
+- the whole meta-step (`MetaTrainer.step`, jitted);
+- the optimizer alone: one inner update of C agents' real parameter trees through Optim4RL
+  (`tx.update`, vmapped over the agents) and its VJP with respect to the meta-parameters and
+  the hidden states — what the meta-step's forward and backward passes compute for it —
+  timed and multiplied by the meta-step's `K · 64 / C` such updates.
+
+Prints both, the optimizer's share of the meta-step, and the optimizer's time against the
+meta-step time that 5× the reference's env-steps/s allows (OPTIM4RL.md §10: Catch 3,078,
+big_dense_long 867 env-steps/s): above 1, the optimizer alone is slower than the target.
+"""
+
+import argparse
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+import l2orl
+import l2orl.rl as rl
+
+REFERENCE = {"catch": 3078.0, "big_dense_long": 867.0}
+
+
+def median_seconds(fn, *args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))  # compiles
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", choices=sorted(REFERENCE))
+    parser.add_argument("--agents-per-chunk", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    env_name = "Catch" if args.config == "catch" else args.config
+    chunk = args.agents_per_chunk or (4 if args.config == "catch" else 8)
+    n_agents, k = 64, 4
+    learner = rl.default_learner(env_name, n_envs=1)
+    task = l2orl.MetaTask(args.config, learner, rl.make(env_name), l2orl.Pipeline(n_agents, 32))
+    trainer = l2orl.MetaTrainer(
+        l2orl.Optim4RL(), (task,), estimator=l2orl.TruncatedBPTT(False, chunk),
+        schedule=l2orl.ConstantTruncation(k),
+        meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)),
+    )  # fmt: skip
+    state = trainer.init(jax.random.key(0))
+    dynamic, static = eqx.partition(trainer, eqx.is_array)
+    step = jax.jit(lambda d, s: eqx.combine(d, static).step(s)[1]["meta_loss"])
+    meta_step = median_seconds(step, dynamic, state, repeats=args.repeats)
+
+    # One inner update of `chunk` agents through the optimizer, and its VJP.
+    agents = jax.tree.map(lambda x: x[:chunk], state.agents[0])
+    params = agents.learner.params
+    grads = jax.tree.map(lambda p: 1e-2 * jax.random.normal(jax.random.key(1), p.shape), params)
+    meta_params, opt_static = eqx.partition(trainer.optimizer, eqx.is_inexact_array)
+
+    def update(meta_params, opt_state):
+        tx = task.transform(eqx.combine(meta_params, opt_static))
+        return jax.vmap(tx.update)(grads, opt_state, params)
+
+    def update_and_vjp(meta_params, opt_state):
+        out, vjp = jax.vjp(update, meta_params, opt_state)
+        return vjp(jax.tree.map(jnp.ones_like, out))
+
+    per_update = median_seconds(
+        jax.jit(update_and_vjp), meta_params, agents.opt_state, repeats=args.repeats * 4
+    )
+    optimizer = per_update * k * n_agents / chunk
+    coordinates = sum(x.size for x in jax.tree.leaves(state.agents[0].learner.params))
+    env_steps = (k + 1) * n_agents * task.env_steps_per_update()  # the meta-loss rollout too
+    budget = env_steps / (5 * REFERENCE[args.config])
+    print(f"{args.config}: {coordinates:,} agent parameters, K = {k}, chunks of {chunk} agents")
+    print(f"meta-step: {meta_step * 1e3:,.0f} ms ({env_steps / meta_step:,.0f} env-steps/s)")
+    print(
+        f"optimizer update + VJP alone: {optimizer * 1e3:,.0f} ms per meta-step "
+        f"({per_update * 1e9 / (coordinates / n_agents * chunk):.1f} ns per coordinate and "
+        f"update) = {optimizer / meta_step:.2f} of the meta-step"
+    )
+    print(
+        f"5x the reference allows {budget * 1e3:,.0f} ms per meta-step: "
+        f"optimizer alone / budget = {optimizer / budget:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
