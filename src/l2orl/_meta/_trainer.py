@@ -321,6 +321,7 @@ class MetaTrainer(eqx.Module):
         state = self.init(key)
         if latest:
             state = load_tree(latest, like=state)
+        _release_free_memory()  # what creating the agents left
         log_path = out / "metrics.jsonl"
         lines = log_path.read_text().splitlines() if log_path.exists() else []
         log_path.write_text(
