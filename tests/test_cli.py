@@ -21,6 +21,7 @@ def test_meta_train_evaluate_and_plot(tmp_path, capsys):
             "1",
             "--eval-updates",
             "3",
+            "--low-memory",
         ]
     )
     assert code == 0
@@ -28,7 +29,7 @@ def test_meta_train_evaluate_and_plot(tmp_path, capsys):
     assert "| learned |" in text and "| adam 0.001 |" in text
     assert (out / "optimizer.l2o").is_file() and (out / "evaluate-Catch.png").is_file()
     settings = json.loads((out / "config.json").read_text())["settings"]
-    assert settings["agents"] == 2 and settings["env"] == ["Catch"]
+    assert settings["agents"] == 2 and settings["env"] == ["Catch"] and settings["low_memory"]
     assert cli.main(["plot", str(out / "metrics.jsonl"), "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").stat().st_size > 1000
     evaluate = ["evaluate", "--optimizer", str(out / "optimizer.l2o"), "--env", "Catch"]
@@ -50,6 +51,9 @@ def test_bad_configs_fail_before_any_compile(tmp_path):
         cli.main(["meta-train", "--config", str(bad)])
     bad.write_text(json.dumps({"unroll": 0}))
     with pytest.raises(SystemExit, match="unroll must be a positive int, got 0"):
+        cli.main(["meta-train", "--config", str(bad)])
+    bad.write_text(json.dumps({"low_memory": "yes"}))
+    with pytest.raises(SystemExit, match="low_memory must be true or false, got 'yes'"):
         cli.main(["meta-train", "--config", str(bad)])
     with pytest.raises(SystemExit):
         cli.main(["meta-train", "--agents", "0"])
