@@ -370,7 +370,8 @@ _DEVICES_SCRIPT = textwrap.dedent(
     trainer = Counting(l2orl.Optim4RL(), (task,), schedule=l2orl.ConstantTruncation(2),
                        estimator=l2orl.TruncatedBPTT(agents_per_chunk=chunk),
                        meta_optimizer=optax.sgd(1.0))
-    with tempfile.TemporaryDirectory() as out:  # compiled from shapes, then run
+    with tempfile.TemporaryDirectory() as out:  # compiled from shapes; then resumed
+        trainer.run(1, out, checkpoint_every=1, progress=False)
         state = trainer.run(2, out, progress=False)
     shards = len(state.agents[0].age.sharding.device_set)
     leaves = [x.tolist() for x in jax.tree.leaves(state.meta_params)]
@@ -381,8 +382,8 @@ _DEVICES_SCRIPT = textwrap.dedent(
 
 
 def test_agents_shard_over_devices_with_the_same_meta_gradient():
-    """4 agents on 1 device, on 4 devices, and on 4 devices in 2 chunks of 2 agents: two
-    meta-steps each, traced once."""
+    """4 agents on 1 device, on 4 devices, and on 4 devices in 2 chunks of 2 agents: one
+    meta-step, then a resumed run to two."""
 
     def run(n_devices, chunk=0):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
@@ -396,7 +397,8 @@ def test_agents_shard_over_devices_with_the_same_meta_gradient():
     one, four, chunked = run(1), run(4), run(4, chunk=2)
     assert (one["devices"], one["shards"]) == (1, 1)
     assert (four["devices"], four["shards"]) == (chunked["devices"], chunked["shards"]) == (4, 4)
-    assert one["traces"] == four["traces"] == chunked["traces"] == 1  # state shardings stable
+    # One trace and compile per run: the state's shardings stay as compiled, resumed too.
+    assert one["traces"] == four["traces"] == chunked["traces"] == 2
     for other in (four, chunked):  # sgd(1): params - meta-gradient
         for a, b in zip(one["params"], other["params"], strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)

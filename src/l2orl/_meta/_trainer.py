@@ -138,6 +138,10 @@ class MetaTrainer(eqx.Module):
             skipped=jnp.zeros((), jnp.int32),
             key=keys[-1],
         )
+        return self._place(state)
+
+    def _place(self, state: MetaState) -> MetaState:
+        """`state` on the local devices as `_shardings` says (unchanged with one device)."""
         shardings = self._shardings(state)
         return state if shardings is None else jax.device_put(state, shardings)
 
@@ -277,7 +281,7 @@ class MetaTrainer(eqx.Module):
         holds `compile_seconds`: tracing and compiling it. `compiler_options` go to XLA
         (`jax.jit`'s): on CPU, `{"xla_backend_optimization_level": 1}` compiles 1–2 s faster at
         the same speed, and `{"xla_cpu_use_fusion_emitters": False}` with about a quarter of
-        the compiler's memory, for a ≈ 10 % slower meta-step (`benchmarks/RESULTS.md`); either
+        the compiler's memory, for a ≈ 9 % slower meta-step (`benchmarks/RESULTS.md`); either
         may change results by float rounding.
 
         **Raises:** `ValueError` if `out_dir` holds a run of another configuration.
@@ -320,7 +324,7 @@ class MetaTrainer(eqx.Module):
             _release_free_memory()
         state = self.init(key)
         if latest:
-            state = load_tree(latest, like=state)
+            state = self._place(load_tree(latest, like=state))
         _release_free_memory()  # what creating the agents left
         log_path = out / "metrics.jsonl"
         lines = log_path.read_text().splitlines() if log_path.exists() else []
