@@ -10,7 +10,8 @@ agents, reset interval 32, chunks of C agents). Measured in one process, each th
 - the optimizer alone: one inner update of C agents' real parameter trees through Optim4RL
   (`tx.update`, vmapped over the agents) and its VJP with respect to the meta-parameters and
   the hidden states — what the meta-step's forward and backward passes compute for it —
-  timed and multiplied by the meta-step's `K · 64 / C` such updates.
+  timed and multiplied by the meta-step's `K · 64 / C` such updates;
+- within that, its two GRU cells alone on the same coordinates (forward and VJP).
 
 Prints both, the optimizer's share of the meta-step, and the optimizer's time against the
 meta-step time that 5× the reference's env-steps/s allows (OPTIM4RL.md §10: Catch 3,078,
@@ -27,6 +28,7 @@ import optax
 
 import l2orl
 import l2orl.rl as rl
+from l2orl._cells._coordinates import apply_to_coordinates  # the cells' batched path
 
 REFERENCE = {"catch": 3078.0, "big_dense_long": 867.0}
 
@@ -81,6 +83,28 @@ def main() -> None:
         repeats=args.repeats * 4,
     )  # fmt: skip
     optimizer = per_update * k * n_agents / chunk
+
+    # Its two GRU cells alone on the same coordinates (no heads, no pytree layout): forward
+    # and VJP, through the batched path the optimizer uses.
+    cells = (trainer.optimizer.m_branch.cell, trainer.optimizer.v_branch.cell)
+    hidden = (agents.opt_state.m.hidden, agents.opt_state.v.hidden)  # (chunk, 8, n) each
+    flat = jnp.concatenate([g.reshape(chunk, -1) for g in jax.tree.leaves(grads)], axis=1)
+
+    def cells_and_vjp(cells, hidden, flat):
+        def both(cells, hidden):
+            run = jax.vmap(apply_to_coordinates, in_axes=(None, 0, 0))
+            return (
+                run(cells[0], flat[:, None], hidden[0]),
+                run(cells[1], (flat * flat)[:, None], hidden[1]),
+            )
+
+        out, vjp = eqx.filter_vjp(both, cells, hidden)
+        return out, vjp(jax.tree.map(jnp.ones_like, out))
+
+    per_cells = median_seconds(
+        eqx.filter_jit(cells_and_vjp), cells, hidden, flat, repeats=args.repeats * 4
+    )
+    gru = per_cells * k * n_agents / chunk
     coordinates = sum(x.size for x in jax.tree.leaves(state.agents[0].learner.params))
     env_steps = (k + 1) * n_agents * task.env_steps_per_update()  # the meta-loss rollout too
     budget = env_steps / (5 * REFERENCE[args.config])
@@ -92,8 +116,13 @@ def main() -> None:
         f"update) = {optimizer / meta_step:.2f} of the meta-step"
     )
     print(
+        f"its two GRU cells alone: {gru * 1e3:,.0f} ms per meta-step "
+        f"({per_cells * 1e9 / (coordinates / n_agents * chunk):.1f} ns per coordinate and update)"
+    )
+    print(
         f"5x the reference allows {budget * 1e3:,.0f} ms per meta-step: "
-        f"optimizer alone / budget = {optimizer / budget:.2f}"
+        f"optimizer alone / budget = {optimizer / budget:.2f}, GRU cells alone / budget = "
+        f"{gru / budget:.2f}"
     )
 
 
