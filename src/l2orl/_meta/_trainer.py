@@ -53,7 +53,7 @@ class MetaState(eqx.Module):
     key: PRNGKey
 
 
-def _agents_sharding(n_agents: int | None):
+def _sharding(n_agents: int | None):
     """Where meta-training state lives when there are several local devices: a leading agent
     axis of `n_agents` split over them when they divide it, anything else (`n_agents=None`)
     replicated on each. `None` with one device."""
@@ -148,14 +148,14 @@ class MetaTrainer(eqx.Module):
     def _shardings(self, state: MetaState) -> MetaState | None:
         """Every leaf's sharding with several local devices (`None` with one): each task's
         agents and estimator state split over the devices, the rest replicated."""
-        replicated = _agents_sharding(None)
+        replicated = _sharding(None)
         if replicated is None:
             return None
         agents, estimator_states = [], []
         for task, task_agents, est in zip(
             self.tasks, state.agents, state.estimator_states, strict=True
         ):
-            sharding = _agents_sharding(task.pipeline.n_agents)
+            sharding = _sharding(task.pipeline.n_agents)
             agents.append(jax.tree.map(lambda _, s=sharding: s, task_agents))
             estimator_states.append(jax.tree.map(lambda _, s=sharding: s, est))
         return dataclasses.replace(
@@ -186,7 +186,7 @@ class MetaTrainer(eqx.Module):
             if self.task_normalize is not None:
                 scale = self.task_normalize / (optax.tree.norm(grad) + 1e-12)
                 grad = jax.tree.map(lambda g, s=scale: g * s, grad)
-            sharding = _agents_sharding(task.pipeline.n_agents)
+            sharding = _sharding(task.pipeline.n_agents)
             if sharding is not None:
                 task_agents, est = jax.lax.with_sharding_constraint((task_agents, est), sharding)
             grads.append(grad)
