@@ -18,13 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _exports(init: str) -> set[str]:
+    """The names an `__init__.py` imports, but for private (`_`-prefixed) ones."""
     tree = ast.parse((ROOT / init).read_text())
     return {
         alias.asname or alias.name
         for node in tree.body
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
-    } - {"__version__"}
+        if not (alias.asname or alias.name).startswith("_")
+    }
 
 
 def _public_names() -> set[str]:
