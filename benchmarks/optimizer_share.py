@@ -13,9 +13,9 @@ agents, reset interval 32, chunks of C agents). Measured in one process, each th
   timed and multiplied by the meta-step's `K · 64 / C` such updates;
 - within that, its two GRU cells alone on the same coordinates (forward and VJP).
 
-Prints both, the optimizer's share of the meta-step, and the optimizer's time against the
-meta-step time that 5× the reference's env-steps/s allows (OPTIM4RL.md §10: Catch 3,078,
-big_dense_long 867 env-steps/s): above 1, the optimizer alone is slower than the target.
+Prints the three, the optimizer's share of the meta-step, and the optimizer's and the cells'
+time against the meta-step time that 5× the reference's env-steps/s allows (OPTIM4RL.md §10:
+Catch 3,078, big_dense_long 867 env-steps/s): above 1, that part alone misses the target.
 """
 
 import argparse
@@ -106,18 +106,19 @@ def main() -> None:
     )
     gru = per_cells * k * n_agents / chunk
     coordinates = sum(x.size for x in jax.tree.leaves(state.agents[0].learner.params))
+    ns_per_coordinate = 1e9 * n_agents / (coordinates * chunk)  # seconds per update -> ns
     env_steps = (k + 1) * n_agents * task.env_steps_per_update()  # the meta-loss rollout too
     budget = env_steps / (5 * REFERENCE[args.config])
     print(f"{args.config}: {coordinates:,} agent parameters, K = {k}, chunks of {chunk} agents")
     print(f"meta-step: {meta_step * 1e3:,.0f} ms ({env_steps / meta_step:,.0f} env-steps/s)")
     print(
         f"optimizer update + VJP alone: {optimizer * 1e3:,.0f} ms per meta-step "
-        f"({per_update * 1e9 / (coordinates / n_agents * chunk):.1f} ns per coordinate and "
-        f"update) = {optimizer / meta_step:.2f} of the meta-step"
+        f"({per_update * ns_per_coordinate:.1f} ns per coordinate and update) = "
+        f"{optimizer / meta_step:.2f} of the meta-step"
     )
     print(
         f"its two GRU cells alone: {gru * 1e3:,.0f} ms per meta-step "
-        f"({per_cells * 1e9 / (coordinates / n_agents * chunk):.1f} ns per coordinate and update)"
+        f"({per_cells * ns_per_coordinate:.1f} ns per coordinate and update)"
     )
     print(
         f"5x the reference allows {budget * 1e3:,.0f} ms per meta-step: "
