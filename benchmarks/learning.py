@@ -25,9 +25,9 @@ def catch():
     optimizers = {
         "adam 1e-3": optax.adam(1e-3),
         "rmsprop 1e-3": optax.rmsprop(1e-3),
-        "Optim4RL (untrained)": l2orl.Optim4RL(step_size=1e-3).as_optax(),
+        "Optim4RL (untrained)": l2orl.optim4rl(step_size=1e-3).as_optax(),
         "clip(1) + Optim4RL (untrained)": optax.chain(
-            optax.clip(1.0), l2orl.Optim4RL().as_optax()
+            optax.clip(1.0), l2orl.optim4rl().as_optax()
         ),
     }
     return [("catch", learner, rl.make("Catch"), optimizers, 390)]
@@ -61,9 +61,9 @@ def _gridworld(name: str, n_updates: int):
 
 
 def small_dense_long():
-    """A2C on small_dense_long with the reference's settings (OPTIM4RL.md §4.4): 512 envs,
-    20-step rollouts, γ 0.995, λ 0.95, element-wise clip 1; 5e6 steps (488 updates) of the
-    reference's 3e7, for this CPU."""
+    """A2C on small_dense_long with the reference's settings (docs/reference.md, "A2C
+    settings"): 512 envs, 20-step rollouts, γ 0.995, λ 0.95, element-wise clip 1; 5e6 steps
+    (488 updates) of the reference's 3e7, for this CPU."""
     return _gridworld("small_dense_long", 488)
 
 

@@ -1,4 +1,4 @@
-"""Meta-trained Optim4RL on Catch over meta-training seeds × test seeds (issue 4's protocol).
+"""Meta-trained Optim4RL on Catch, scored over meta-training seeds × test seeds.
 
     python benchmarks/meta_quality.py [--meta-seeds 3] [--test-seeds 3] [--test-key 0]
                                       [--meta-lr 3e-3] [--reset-interval 32] [--meta-steps 78]
@@ -38,43 +38,60 @@ def main() -> None:
     args = parser.parse_args()
     test_step_sizes = args.test_step_sizes or [args.step_size]
 
-    import optax
-
+    import l2orl
     import l2orl.rl as rl
-    from l2orl.cli import META_TRAIN_DEFAULTS, make_trainer
 
-    def evaluate(optimizers: dict) -> dict:
-        return rl.evaluate(
-            optimizers, rl.default_learner("Catch"), rl.make("Catch"), n_updates=390,
-            seeds=args.test_seeds, key=args.test_key, final_fraction=0.05,
-        ).results  # fmt: skip
+    def evaluate(optimizers: dict, baselines=(), lr=1e-3) -> dict:
+        return rl.compare(
+            optimizers,
+            "Catch",
+            390,
+            lr=lr,
+            baselines=baselines,
+            seeds=args.test_seeds,
+            key=args.test_key,
+        ).results
 
     finals = {alpha: [] for alpha in test_step_sizes}
     runs = []
     for seed in range(args.meta_seeds):
-        settings = dict(
-            META_TRAIN_DEFAULTS, seed=seed, meta_lr=args.meta_lr,
-            reset_interval=args.reset_interval, meta_steps=args.meta_steps,
-            step_size=args.step_size,
-        )  # fmt: skip
-        trainer = make_trainer(settings)
-        start = time.perf_counter()
         with tempfile.TemporaryDirectory() as out_dir:
-            state = trainer.run(args.meta_steps, out_dir, key=seed, progress=False)
+            config = l2orl.MetaTrainConfig(
+                seed=seed,
+                meta_lr=args.meta_lr,
+                reset_interval=args.reset_interval,
+                meta_steps=args.meta_steps,
+                step_size=args.step_size,
+                out=out_dir,
+            )
+            start = time.perf_counter()
+            trainer, state = config.run(progress=False)
         meta_seconds = time.perf_counter() - start
         trained = trainer.optimizer_at(state)
-        results = evaluate({alpha: dataclasses.replace(trained, step_size=alpha)
-                            for alpha in test_step_sizes})  # fmt: skip
-        seed_finals = {alpha: r.final.tolist() for alpha, r in results.items()}
+        results = evaluate(
+            {
+                f"{alpha:g}": dataclasses.replace(trained, step_size=alpha)
+                for alpha in test_step_sizes
+            }
+        )
+        seed_finals = {alpha: results[f"{alpha:g}"].final.tolist() for alpha in test_step_sizes}
         for alpha, values in seed_finals.items():
             finals[alpha] += values
-        runs.append({"meta_seed": seed, "meta_train_s": meta_seconds,
-                     "skipped": int(state.skipped),
-                     "finals": {f"{a:g}": v for a, v in seed_finals.items()}})  # fmt: skip
+        runs.append(
+            {
+                "meta_seed": seed,
+                "meta_train_s": meta_seconds,
+                "skipped": int(state.skipped),
+                "finals": {f"{a:g}": v for a, v in seed_finals.items()},
+            }
+        )
         for alpha, values in seed_finals.items():
-            print(f"meta-seed {seed}: {meta_seconds:.0f} s meta-training, test α {alpha:g}: "
-                  f"finals {', '.join(f'{f:.3f}' for f in values)}", flush=True)  # fmt: skip
-    adam = evaluate({alpha: optax.adam(alpha) for alpha in test_step_sizes})
+            print(
+                f"meta-seed {seed}: {meta_seconds:.0f} s meta-training, test α {alpha:g}: "
+                f"finals {', '.join(f'{f:.3f}' for f in values)}",
+                flush=True,
+            )
+    adam = {alpha: evaluate({}, ("adam",), alpha)[f"adam {alpha:g}"] for alpha in test_step_sizes}
     summary = {"settings": vars(args), "runs": runs, "test": {}}
     for alpha in test_step_sizes:
         pooled = np.asarray(finals[alpha])
@@ -83,14 +100,19 @@ def main() -> None:
             "ci95": list(rl.bootstrap_ci(pooled)),
             "iqm": rl.iqm(pooled),
             "iqm_ci95": list(rl.bootstrap_ci(pooled, rl.iqm)),
-            "adam": {"finals": adam[alpha].final.tolist(), "mean": adam[alpha].mean,
-                     "ci95": list(adam[alpha].mean_ci)},
-        }  # fmt: skip
+            "adam": {
+                "finals": adam[alpha].final.tolist(),
+                "mean": adam[alpha].mean,
+                "ci95": list(adam[alpha].mean_ci),
+            },
+        }
         s = summary["test"][f"{alpha:g}"]
-        print(f"test α {alpha:g}, {args.meta_seeds} meta-seeds x {args.test_seeds} test seeds: "
-              f"mean {s['mean']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}], IQM "
-              f"{s['iqm']:.3f}; adam {alpha:g} on the same seeds {s['adam']['mean']:.3f} "
-              f"[{s['adam']['ci95'][0]:.3f}, {s['adam']['ci95'][1]:.3f}]")  # fmt: skip
+        print(
+            f"test α {alpha:g}, {args.meta_seeds} meta-seeds x {args.test_seeds} test seeds: "
+            f"mean {s['mean']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}], IQM "
+            f"{s['iqm']:.3f}; adam {alpha:g} on the same seeds {s['adam']['mean']:.3f} "
+            f"[{s['adam']['ci95'][0]:.3f}, {s['adam']['ci95'][1]:.3f}]"
+        )
     out = Path(__file__).parent / "results" / f"meta_quality{args.tag}.json"
     out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {out}")

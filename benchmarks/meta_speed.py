@@ -9,10 +9,10 @@ Runs one configuration in a child process under `/usr/bin/time -v`, through
 pipeline training (reset interval 32). Prints the time of the first meta-step and of its
 compiling (tracing + XLA), how many times the meta-step was traced, the steady-state
 env-steps/s over the following meta-steps, the child's peak RSS, and the ratio of env-steps/s
-to the reference implementation's on a 2-core CPU of this kind (OPTIM4RL.md §10: Catch 3,078
-env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s and 10.1 GB). XLA options:
-`--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1) and `--low-memory` (XLA
-CPU's older fusion emitters, `xla_cpu_use_fusion_emitters` off).
+to the reference implementation's on a 2-core CPU of this kind (docs/reference.md, "Measured
+on the reference code": Catch 3,078 env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s
+and 10.1 GB). XLA options: `--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1)
+and `--low-memory` (XLA CPU's older fusion emitters, `xla_cpu_use_fusion_emitters` off).
 """
 
 import argparse
@@ -39,7 +39,7 @@ class Counting(l2orl.MetaTrainer):  # counts how often `run` traces the meta-ste
 env_name = "Catch" if name == "catch" else name
 learner = rl.default_learner(env_name, n_envs=1)
 task = l2orl.MetaTask(name, learner, rl.make(env_name), l2orl.Pipeline(64, 32))
-trainer = Counting(l2orl.Optim4RL(), (task,), estimator=l2orl.TruncatedBPTT(remat, chunk),
+trainer = Counting(l2orl.optim4rl(), (task,), estimator=l2orl.TruncatedBPTT(remat, chunk),
                    schedule=l2orl.ConstantTruncation(4),
                    meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)))
 with tempfile.TemporaryDirectory() as out:

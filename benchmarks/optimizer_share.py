@@ -14,8 +14,9 @@ agents, reset interval 32, chunks of C agents). Measured in one process, each th
 - within that, its two GRU cells alone on the same coordinates (forward and VJP).
 
 Prints the three, the optimizer's share of the meta-step, and the optimizer's and the cells'
-time against the meta-step time that 5× the reference's env-steps/s allows (OPTIM4RL.md §10:
-Catch 3,078, big_dense_long 867 env-steps/s): above 1, that part alone misses the target.
+time against the meta-step time that 5× the reference's env-steps/s allows (docs/reference.md,
+"Measured on the reference code": Catch 3,078, big_dense_long 867 env-steps/s): above 1, that
+part alone misses the target.
 """
 
 import argparse
@@ -55,10 +56,12 @@ def main() -> None:
     learner = rl.default_learner(env_name, n_envs=1)
     task = l2orl.MetaTask(args.config, learner, rl.make(env_name), l2orl.Pipeline(n_agents, 32))
     trainer = l2orl.MetaTrainer(
-        l2orl.Optim4RL(), (task,), estimator=l2orl.TruncatedBPTT(False, chunk),
+        l2orl.optim4rl(),
+        (task,),
+        estimator=l2orl.TruncatedBPTT(False, chunk),
         schedule=l2orl.ConstantTruncation(k),
         meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)),
-    )  # fmt: skip
+    )
     state = trainer.init(jax.random.key(0))
     dynamic, static = eqx.partition(trainer, eqx.is_array)
     step = jax.jit(lambda d, s: eqx.combine(d, static).step(s))  # all outputs: nothing pruned
@@ -79,9 +82,13 @@ def main() -> None:
         return out, vjp(jax.tree.map(jnp.ones_like, out))
 
     per_update = median_seconds(
-        jax.jit(update_and_vjp), meta_params, agents.opt_state, grads, params,
+        jax.jit(update_and_vjp),
+        meta_params,
+        agents.opt_state,
+        grads,
+        params,
         repeats=args.repeats * 4,
-    )  # fmt: skip
+    )
     optimizer = per_update * k * n_agents / chunk
 
     # Its two GRU cells alone on the same coordinates (no heads, no pytree layout): forward

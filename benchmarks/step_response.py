@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from l2orl.cli import load_optimizer
+import l2orl
 
 SCALES = (1e-3, 1e-2, 1e-1, 1.0)
 N = 4096
@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
     rows = {"adam": optax.adam(1.0)}
-    rows |= {spec: load_optimizer(spec, step_size=1.0).as_optax() for spec in args.optimizers}
+    for spec in args.optimizers:
+        rows[spec] = l2orl.resolve_optimizer(spec, step_size=1.0).as_optax()
     print(f"|step| / α after {args.steps} steps: signal / noise coordinates")
     print(f"{'optimizer':<40}" + "".join(f"{f's = {s:g}':>16}" for s in SCALES))
     for name, tx in rows.items():

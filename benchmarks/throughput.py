@@ -66,7 +66,7 @@ def main() -> None:
     for name, (make_env, learner, n_updates) in WORKLOADS.items():
         env = make_env()
         adam, c1 = measure(learner, env, optax.adam(1e-3), n_updates, args.repeats)
-        lopt, c2 = measure(learner, env, l2orl.Optim4RL().as_optax(), n_updates, args.repeats)
+        lopt, c2 = measure(learner, env, l2orl.optim4rl().as_optax(), n_updates, args.repeats)
         print(
             f"{name:<46} {adam:>13,.0f} {lopt:>17,.0f} {lopt / adam:>6.2f} {c1:>5.1f}/{c2:<4.1f}"
         )

@@ -53,10 +53,10 @@ def main() -> None:
     n_params = sum(p.size for p in jax.tree.leaves(params))
     optimizers = {
         "adam": optax.adam(1e-3),
-        "Optim4RL": l2orl.Optim4RL().as_optax(),
-        "L2LGD2": l2orl.L2LGD2().as_optax(),
-        "LinearOptim": l2orl.LinearOptim().as_optax(),
-        "STAR": l2orl.STAR().as_optax(),
+        "Optim4RL": l2orl.optim4rl().as_optax(),
+        "L2LGD2": l2orl.l2lgd2().as_optax(),
+        "LinearOptim": l2orl.linear_optim().as_optax(),
+        "STAR": l2orl.star().as_optax(),
     }
     steps, states, compile_s = {}, {}, {}
     for name, tx in optimizers.items():

@@ -1,6 +1,6 @@
 """Shared by the ablation examples: meta-train variants, test them from scratch, report.
 
-Each variant is a settings dict of `l2orl meta-train` (see `l2orl.cli.META_TRAIN_DEFAULTS`),
+Each variant is a set of `l2orl.MetaTrainConfig` fields over the recipe below,
 optionally with its own optimizer object. Every variant is meta-trained once per meta-seed,
 then every meta-trained optimizer trains agents from scratch on the same test seeds; a
 variant's score pools its meta-seeds × test seeds (each run scored by its mean return over
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import optax
 
+import l2orl
 import l2orl.rl as rl
-from l2orl.cli import FINAL_FRACTION, META_TRAIN_DEFAULTS, make_trainer
 
 RECIPE = {"meta_lr": 1e-3, "meta_clip": 1.0, "reset_interval": 32, "meta_steps": 78}
-"""The reference's Catch recipe the issue compares against (meta-Adam 1e-3, element-wise clip
-1, reset interval 32, 78 meta-steps); variants override what they ablate."""
+"""The reference's Catch recipe, the baseline of every ablation (meta-Adam 1e-3, element-wise
+clip 1, reset interval 32, 78 meta-steps); variants override what they ablate."""
 
 SMOKE = {"agents": 4, "unroll": 2, "meta_steps": 2, "reset_interval": 2}
 """Overrides for `--smoke`: a few seconds per variant, for CI."""
@@ -34,9 +34,11 @@ def parse(doc: str, out: str, extra=()) -> argparse.Namespace:
     parser.add_argument("--meta-seeds", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3, help="test seeds per optimizer")
     parser.add_argument(
-        "--agents-per-chunk", type=int, default=None,
+        "--agents-per-chunk",
+        type=int,
+        default=None,
         help="TBPTT: differentiate this many agents at a time (less memory; default all)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--smoke", action="store_true", help="a tiny run for CI")
     args = parser.parse_args()
@@ -49,23 +51,21 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
     """`name` meta-trained once per meta-seed: the optimizers, and a record of each run.
 
     `optimizer_for(seed)`, if given, builds the variant's optimizer (else the preset)."""
-    settings = {
-        **META_TRAIN_DEFAULTS,
+    recipe = l2orl.MetaTrainConfig(
         **RECIPE,
-        "agents_per_chunk": args.agents_per_chunk,
+        agents_per_chunk=args.agents_per_chunk,
         **settings,
         **(SMOKE if args.smoke else {}),
-    }
+    )
     trained, records = [], []
     for seed in range(args.meta_seeds):
-        settings["seed"] = seed
-        trainer = make_trainer(settings, optimizer_for(seed) if optimizer_for else None)
-        start = time.perf_counter()
         out = args.out / "runs" / f"{name.replace(' ', '_')}-seed{seed}"
-        state = trainer.run(settings["meta_steps"], out, key=seed, progress=False)
+        config = recipe.replace(seed=seed, out=str(out))
+        start = time.perf_counter()
+        trainer, state = config.run(optimizer_for(seed) if optimizer_for else None, False)
         seconds = time.perf_counter() - start
         trained.append(trainer.optimizer_at(state))
-        kept = {k: v for k, v in settings.items() if k != "out"}
+        kept = {k: v for k, v in config.to_json().items() if k != "out"}
         records.append(
             {
                 "meta_seed": seed,
@@ -79,22 +79,33 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
 
 
 def test(
-    variants: dict, baselines: dict, env_name: str, n_updates: int, args, n_envs=None, clip=None
+    variants: dict,
+    baselines: tuple[str, ...],
+    lr: float,
+    env_name: str,
+    n_updates: int,
+    args,
+    n_envs=None,
+    clip=None,
 ) -> dict:
-    """Every meta-trained optimizer of every variant, and the hand-designed `baselines`, from
-    scratch on `env_name` with the same test seeds (all behind `optax.clip(clip)` if given).
-    **Returns** the summary per variant."""
-    optimizers = {f"{name} #{i}": opt.as_optax() for name, opts in variants.items()
-                  for i, opt in enumerate(opts)}  # fmt: skip
-    optimizers.update(baselines)
-    if clip is not None:
-        optimizers = {k: optax.chain(optax.clip(clip), tx) for k, tx in optimizers.items()}
-    result = rl.evaluate(
-        optimizers, rl.default_learner(env_name, n_envs), rl.make(env_name), n_updates,
-        seeds=args.seeds, final_fraction=FINAL_FRACTION,
-    )  # fmt: skip
+    """Every meta-trained optimizer of every variant, and the optax `baselines` at `lr`, from
+    scratch on `env_name` with the same test seeds (all behind `optax.clip(clip)` if given),
+    by `rl.compare`. **Returns** the summary per variant."""
+    optimizers = {
+        f"{name} #{i}": opt for name, opts in variants.items() for i, opt in enumerate(opts)
+    }
+    result = rl.compare(
+        optimizers,
+        env_name,
+        n_updates,
+        lr=lr,
+        baselines=baselines,
+        clip=None if clip is None else optax.clip(clip),
+        learner=rl.default_learner(env_name, n_envs),
+        seeds=args.seeds,
+    )
     groups = {name: [f"{name} #{i}" for i in range(len(opts))] for name, opts in variants.items()}
-    groups.update({name: [name] for name in baselines})
+    groups.update({name: [name] for name in result.results if name not in optimizers})
     summary = {}
     for name, members in groups.items():
         finals = np.concatenate([result.results[m].final for m in members])
@@ -125,8 +136,10 @@ def report(title: str, summaries: dict, records: dict, args) -> None:
         names = [n for n in summary if not n.startswith("_")]
         for name in names:
             s = summary[name]
-            print(f"{name:<28} {s['mean']:7.3f} [{s['ci95'][0]:6.3f}, {s['ci95'][1]:6.3f}] "
-                  f"{s['iqm']:7.3f}")  # fmt: skip
+            print(
+                f"{name:<28} {s['mean']:7.3f} [{s['ci95'][0]:6.3f}, {s['ci95'][1]:6.3f}] "
+                f"{s['iqm']:7.3f}"
+            )
             axes[0, col].plot(summary["_env_steps"], s["curve_mean"], label=name)
         means = [summary[n]["mean"] for n in names]
         errors = np.abs(np.array([summary[n]["ci95"] for n in names]).T - means)
@@ -141,8 +154,12 @@ def report(title: str, summaries: dict, records: dict, args) -> None:
     fig.tight_layout()
     fig.savefig(args.out / "results.png", dpi=110)
     data = {
-        "title": title, "meta_seeds": args.meta_seeds, "test_seeds": args.seeds,
-        "final_fraction": FINAL_FRACTION, "tests": summaries, "meta_training": records,
-    }  # fmt: skip
+        "title": title,
+        "meta_seeds": args.meta_seeds,
+        "test_seeds": args.seeds,
+        "final_fraction": rl.FINAL_FRACTION,
+        "tests": summaries,
+        "meta_training": records,
+    }
     (args.out / "results.json").write_text(json.dumps(data, indent=1))
     print(f"wrote {args.out / 'results.png'} and {args.out / 'results.json'}")

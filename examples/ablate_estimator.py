@@ -11,8 +11,6 @@ Catch for 5e5 env-steps with each, against Adam 1e-3. Writes results.json and re
 (with each variant's meta-training wall time).
 """
 
-import optax
-
 from _ablation import meta_train, parse, report, test
 
 
@@ -23,10 +21,14 @@ def main() -> None:
         settings = {"estimator": estimator, "agents": agents}
         variants[estimator], records[estimator] = meta_train(estimator, settings, args)
     n_updates = 6 if args.smoke else 390
-    summary = test(variants, {"adam 1e-3": optax.adam(1e-3)}, "Catch", n_updates, args,
-                   n_envs=8 if args.smoke else None)  # fmt: skip
-    report("Estimator ablation (Optim4RL on Catch, equal env-steps)", {"Catch": summary},
-           records, args)  # fmt: skip
+    n_envs = 8 if args.smoke else None
+    summary = test(variants, ("adam",), 1e-3, "Catch", n_updates, args, n_envs)
+    report(
+        "Estimator ablation (Optim4RL on Catch, equal env-steps)",
+        {"Catch": summary},
+        records,
+        args,
+    )
 
 
 if __name__ == "__main__":

@@ -15,34 +15,39 @@ meta-trained optimizer and with Adam 3e-3, all behind clip(1). The reference met
 output). Writes results.json and results.png.
 """
 
-import optax
-
 from _ablation import meta_train, parse, report, test
 
 TEST_UPDATES = {"small_dense_long": 488, "big_dense_long": 98}  # 5e6 and 1e6 env-steps
 
 
 def main() -> None:
-    args = parse(__doc__, "out/ablate_pipeline", extra=[
-        ("--envs", dict(nargs="+", default=["small_dense_long", "big_dense_long"])),
-        ("--meta-steps", dict(type=int, default=150)),
-    ])  # fmt: skip
+    args = parse(
+        __doc__,
+        "out/ablate_pipeline",
+        extra=[
+            ("--envs", dict(nargs="+", default=["small_dense_long", "big_dense_long"])),
+            ("--meta-steps", dict(type=int, default=150)),
+        ],
+    )
     summaries, records = {}, {}
     envs = args.envs[:1] if args.smoke else args.envs
     for env in envs:
         variants = {}
         for kind in ("staggered", "random", "none"):
             settings = {
-                "env": [env], "pipeline": kind, "reset_interval": 72, "step_size": 3e-3,
-                "agent_clip": 1.0, "meta_steps": args.meta_steps,
-            }  # fmt: skip
+                "env": [env],
+                "pipeline": kind,
+                "reset_interval": 72,
+                "step_size": 3e-3,
+                "agent_clip": 1.0,
+                "meta_steps": args.meta_steps,
+            }
             name = f"{env} {kind}"
             variants[kind], records[name] = meta_train(name, settings, args)
-        baselines = {"adam 3e-3": optax.adam(3e-3)}
         # Gridworld episodes last 500 steps: a smoke run must still end some in its last 5 %.
         n_updates = 50 if args.smoke else TEST_UPDATES[env]
-        summaries[env] = test(variants, baselines, env, n_updates, args,
-                              n_envs=8 if args.smoke else None, clip=1.0)  # fmt: skip
+        n_envs = 8 if args.smoke else None
+        summaries[env] = test(variants, ("adam",), 3e-3, env, n_updates, args, n_envs, clip=1.0)
     report("Pipeline ablation (Optim4RL)", summaries, records, args)
 
 

@@ -11,7 +11,6 @@ env-steps with each, against Adam and RMSProp (lr 1e-3). Writes results.json and
 """
 
 import jax
-import optax
 
 import l2orl
 from _ablation import meta_train, parse, report, test
@@ -29,9 +28,9 @@ def main() -> None:
         variants[name], records[name] = meta_train(name, {"optimizer": name}, args)
     name = "GRU (no structure)"
     variants[name], records[name] = meta_train(name, {}, args, plain_gru)
-    baselines = {"adam 1e-3": optax.adam(1e-3), "rmsprop 1e-3": optax.rmsprop(1e-3)}
     n_updates = 6 if args.smoke else 390  # 390 × 64 envs × 20 steps = 5e5 env-steps
-    summary = test(variants, baselines, "Catch", n_updates, args, n_envs=8 if args.smoke else None)
+    n_envs = 8 if args.smoke else None
+    summary = test(variants, ("adam", "rmsprop"), 1e-3, "Catch", n_updates, args, n_envs)
     report("Structure ablation (meta-trained on Catch)", {"Catch": summary}, records, args)
 
 

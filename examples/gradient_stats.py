@@ -121,10 +121,12 @@ def main() -> None:
             "wasserstein_between_consecutive_stages_per_seed": drift,
         }
         mean_drift = np.mean(drift, axis=0)
-        print(f"{name}: median log10|g| by stage "
-              f"{[round(float(np.median(x)), 2) for x in samples[name]]}; W1 between "
-              f"consecutive stages (mean over seeds) {[round(float(d), 2) for d in mean_drift]}",
-              flush=True)  # fmt: skip
+        print(
+            f"{name}: median log10|g| by stage "
+            f"{[round(float(np.median(x)), 2) for x in samples[name]]}; W1 between "
+            f"consecutive stages (mean over seeds) {[round(float(d), 2) for d in mean_drift]}",
+            flush=True,
+        )
 
     import matplotlib
 

@@ -2,9 +2,10 @@
 
     python examples/meta_train_catch.py [--seeds 3] [--out out/meta_train_catch] [--smoke]
 
-The reference's setting (OPTIM4RL.md §3.3): 64 single-env A2C agents, K = 4 inner updates per
-meta-step, reset interval 32, 78 meta-steps, meta-Adam 1e-3 with element-wise clip 1. The
-learned optimizer is then used from scratch by A2C agents with 64 envs for 5e5 steps.
+The reference's setting (docs/reference.md, "Meta-training settings"): 64 single-env A2C
+agents, K = 4 inner updates per meta-step, reset interval 32, 78 meta-steps, meta-Adam 1e-3
+with element-wise clip 1. The learned optimizer is then used from scratch by A2C agents with
+64 envs for 5e5 steps.
 `--smoke` runs a tiny version for CI.
 """
 
@@ -31,7 +32,7 @@ def main() -> None:
         "catch", rl.default_learner("Catch", n_envs=1), env, l2orl.Pipeline(agents, interval)
     )
     trainer = l2orl.MetaTrainer(
-        l2orl.Optim4RL(step_size=1e-3, key=jax.random.key(0)),
+        l2orl.optim4rl(step_size=1e-3, key=jax.random.key(0)),
         (task,),
         estimator=l2orl.TruncatedBPTT(),
         schedule=l2orl.ConstantTruncation(4 if not args.smoke else 1),
@@ -40,9 +41,14 @@ def main() -> None:
     state = trainer.run(steps, args.out / "run", progress=not args.smoke)
     learned = trainer.optimizer_at(state)
 
-    optimizers = {"meta-trained Optim4RL": learned, "adam 1e-3": optax.adam(1e-3)}
-    learner = rl.default_learner("Catch")
-    result = rl.evaluate(optimizers, learner, env, n_updates=test_updates, seeds=args.seeds)
+    result = rl.compare(
+        {"meta-trained Optim4RL": learned},
+        "Catch",
+        test_updates,
+        baselines=("adam",),
+        env=env,
+        seeds=args.seeds,
+    )
     print(result.table())
     png, data = result.plot(args.out / "catch.png"), result.to_json(args.out / "catch.json")
     print(f"wrote {png} and {data}")

@@ -1,10 +1,11 @@
 """Meta-train the shipped `l2orl.pretrained("optim4rl-gridworld")` and package it.
 
-Optim4RL meta-trained on the six LPG gridworlds at once (OPTIM4RL.md §3.6: the same tasks,
-per-task reward scales and step sizes, agent gradients clipped element-wise at 1, each task's
-meta-gradient normalised to norm 0.5 before the mean over tasks, staggered pipeline resets),
-with 16 agents per task instead of the reference's 512 so that it fits in about an hour on a
-2-core CPU. The settings are `pretrain_gridworld.json` beside this file.
+Optim4RL meta-trained on the six LPG gridworlds at once (docs/reference.md, "Multi-task
+gridworld meta-training": the same tasks, per-task reward scales and step sizes, agent
+gradients clipped element-wise at 1, each task's meta-gradient normalised to norm 0.5 before
+the mean over tasks, staggered pipeline resets), with 16 agents per task instead of the
+reference's 512 so that it fits in about an hour on a 2-core CPU. The settings are
+`pretrain_gridworld.json` beside this file.
 
     python examples/pretrain_gridworld.py        # ≈ 1 h; resumes an interrupted run
     python examples/pretrain_gridworld.py --package src/l2orl/pretrained/optim4rl-gridworld.l2o
@@ -23,12 +24,17 @@ from pathlib import Path
 import numpy as np
 
 import l2orl
-from l2orl import cli
 
 CONFIG = Path(__file__).with_name("pretrain_gridworld.json")
-SMOKE = {"env": ["small_dense_short", "big_dense_short"], "reward_scale": [100, 10],
-         "update_scale": [3, 3], "agents": 2, "unroll": 1, "reset_interval": 2,
-         "meta_steps": 2}  # fmt: skip
+SMOKE = {
+    "env": ["small_dense_short", "big_dense_short"],
+    "reward_scale": [100, 10],
+    "update_scale": [3, 3],
+    "agents": 2,
+    "unroll": 1,
+    "reset_interval": 2,
+    "meta_steps": 2,
+}
 NAME = "optim4rl-gridworld"
 
 
@@ -54,19 +60,21 @@ def training_figures(metrics_path: Path, tasks: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/optim4rl-gridworld")
-    parser.add_argument("--package", help=f"where to write the packaged optimizer "
-                        f"(default: <out>/{NAME}.l2o)")  # fmt: skip
+    parser.add_argument(
+        "--package", help=f"where to write the packaged optimizer (default: <out>/{NAME}.l2o)"
+    )
     parser.add_argument("--smoke", action="store_true", help="two small tasks, two meta-steps")
     args = parser.parse_args()
 
-    settings = {**cli.META_TRAIN_DEFAULTS, **json.loads(CONFIG.read_text()), "out": args.out}
+    config = l2orl.MetaTrainConfig.from_json(CONFIG).replace(out=args.out)
     if args.smoke:
-        settings.update(SMOKE)
-    trainer, state = cli.meta_train(settings)
+        config = config.replace(**SMOKE)
+    print(f"meta-training {config.optimizer} on {', '.join(config.env)} -> {config.out}")
+    trainer, state = config.run()
     out = Path(args.out)
     package = Path(args.package) if args.package else out / f"{NAME}.l2o"
     package.parent.mkdir(parents=True, exist_ok=True)
-    figures = training_figures(out / "metrics.jsonl", settings["env"])
+    figures = training_figures(out / "metrics.jsonl", list(config.env))
     metadata = {
         "description": l2orl.PRETRAINED[NAME],
         "command": "python examples/pretrain_gridworld.py" + (" --smoke" if args.smoke else ""),
@@ -76,7 +84,7 @@ def main() -> None:
     l2orl.save(package, trainer.optimizer_at(state), metadata=metadata)
     print(json.dumps(figures, indent=1))
     print(f"wrote {package}")
-    cli.main(["plot", str(out / "metrics.jsonl"), "--out", str(out / "training.png")])
+    print(f"wrote {l2orl.plot_metrics(out / 'metrics.jsonl', out=out / 'training.png')}")
 
 
 if __name__ == "__main__":

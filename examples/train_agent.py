@@ -29,7 +29,7 @@ def main() -> None:
     )
     optimizers = {
         "adam 1e-3": optax.adam(1e-3),
-        "Optim4RL (untrained), α=1e-3": l2orl.Optim4RL(1e-3),
+        "Optim4RL (untrained), α=1e-3": l2orl.optim4rl(1e-3),
     }
     result = rl.evaluate(
         optimizers, learner, rl.make("Catch"), n_updates=n_updates, seeds=args.seeds

@@ -28,7 +28,9 @@ import optax
 
 import l2orl
 import l2orl.rl as rl
-from l2orl import cli
+
+FINAL_FRACTION = 0.1
+"""Each transfer run's score: its mean return over the last 10 % of updates."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,27 +107,34 @@ def main() -> None:
         task = tasks[name]
         n_updates = 2 if args.smoke else task.n_updates
         alpha = args.alpha_scale * task.lr
-        learned = cli.load_optimizer(args.optimizer, alpha)
-        optimizers = {
-            f"{args.optimizer} α {alpha:g}": optax.chain(task.clip, learned.as_optax()),
-            f"adam {task.lr:g}": optax.chain(task.clip, optax.adam(task.lr)),
-        }
+        learned = l2orl.resolve_optimizer(args.optimizer, alpha)
+        optimizers = {f"{args.optimizer} α {alpha:g}": learned}
         if args.untrained:  # the same structure before meta-training (the shipped one's init)
-            untrained = l2orl.Optim4RL(step_size=alpha, key=jax.random.key(0))
-            optimizers[f"untrained Optim4RL α {alpha:g}"] = optax.chain(
-                task.clip, untrained.as_optax()
-            )
+            untrained = l2orl.optim4rl(step_size=alpha, key=jax.random.key(0))
+            optimizers[f"untrained Optim4RL α {alpha:g}"] = untrained
         start = time.perf_counter()
-        env = rl.make(name, **task.env_kwargs)
-        result = rl.evaluate(
-            optimizers, task.learner, env, n_updates, seeds=args.seeds, key=args.key
+        result = rl.compare(
+            optimizers,
+            name,
+            n_updates,
+            lr=task.lr,
+            baselines=("adam",),
+            clip=task.clip,
+            learner=task.learner,
+            env=rl.make(name, **task.env_kwargs),
+            seeds=args.seeds,
+            key=args.key,
+            final_fraction=FINAL_FRACTION,
         )
-        print(f"\n{name}: {n_updates} updates, {int(result.env_steps[-1]):,} env-steps per run, "
-              f"{time.perf_counter() - start:.0f} s\n{result.table()}")  # fmt: skip
+        print(
+            f"\n{name}: {n_updates} updates, {int(result.env_steps[-1]):,} env-steps per run, "
+            f"{time.perf_counter() - start:.0f} s\n{result.table()}"
+        )
         stem = name.replace(":", "_")
         result.plot(args.out / f"{stem}.png")
         result.to_json(args.out / f"{stem}.json")
-        ours, adam, *_ = rows = list(result.results.values())
+        rows = list(result.results.values())
+        ours, adam = rows[0], result.results[f"adam {task.lr:g}"]
         summary["envs"][name] = {
             "seeds": args.seeds,
             "key": args.key,

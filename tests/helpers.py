@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 
 import l2orl
+import l2orl.rl as rl
+from meta_helpers import QuadraticLearner
 
 KEY = jax.random.key(0)
 
@@ -86,9 +88,56 @@ def _composed() -> list:
     ]
 
 
-OPTIMIZERS = [l2orl.Optim4RL(), l2orl.L2LGD2(), l2orl.LinearOptim(), l2orl.STAR(), *_composed()]
+OPTIMIZERS = [l2orl.optim4rl(), l2orl.l2lgd2(), l2orl.linear_optim(), l2orl.star(), *_composed()]
 OPTIMIZER_IDS = ["Optim4RL", "L2LGD2", "LinearOptim", "STAR", "LSTM-Optim4RL", "ODE", "MLP"]
 
 
 def ids(objects: list) -> list[str]:
     return [type(o).__name__ for o in objects]
+
+
+# --- meta-training strategies, learners and envs -------------------------------------------
+
+
+def toy_optimizer() -> l2orl.PerCoordinateOptimizer:
+    """A per-coordinate rule with 2 meta-parameters: Δθ = -0.1·exp(w·clip(g, ±1) + b)·g."""
+    return l2orl.PerCoordinateOptimizer(
+        l2orl.Clip(1.0), l2orl.LinearCell(1, 1, key=KEY), l2orl.ExpScaleHead(), step_size=0.1
+    )
+
+
+def toy_task(n_agents: int, kind: str = "none", reset_interval: int = 1000) -> l2orl.MetaTask:
+    return l2orl.MetaTask(
+        "toy", QuadraticLearner(), None, l2orl.Pipeline(n_agents, reset_interval, kind)
+    )
+
+
+ESTIMATORS = [
+    # (estimator, a meta-loss it accepts, how far one estimate ages the agents: K or 0)
+    (l2orl.TruncatedBPTT(), l2orl.AgentLoss(), "K"),
+    (l2orl.TruncatedBPTT(agents_per_chunk=2), l2orl.AgentLoss(), "K"),
+    (l2orl.TruncatedBPTT(remat=True), l2orl.AgentLoss(), "K"),
+    (l2orl.TruncatedES(), l2orl.UnrollReturn(), "K"),
+    (l2orl.PES(), l2orl.AgentLoss(), "K"),
+    (l2orl.FullES(lifetime=3), l2orl.LifetimeReturn(), 0),  # trains fresh agents instead
+]
+ESTIMATOR_IDS = ["TBPTT", "TBPTT-chunks", "TBPTT-remat", "TruncatedES", "PES", "FullES"]
+
+META_LOSSES = [l2orl.AgentLoss(), l2orl.UnrollReturn(), l2orl.LifetimeReturn(0.5)]
+
+SCHEDULES = [
+    l2orl.ConstantTruncation(3),
+    l2orl.LogUniformTruncation(1, 6),
+    l2orl.CurriculumTruncation(2, 5, 10),
+]
+
+SMALL_NET = rl.NetworkSpec("mlp", (16,), "relu")
+LEARNERS = [
+    # (learner, the env name it acts in, or None)
+    (rl.A2C(n_envs=2, rollout_length=5, network=SMALL_NET), "Catch"),
+    (rl.PPO(n_envs=2, rollout_length=8, n_minibatches=2, n_epochs=2), "CartPole-v1"),
+    (QuadraticLearner(), None),
+]
+
+ENVS = ["small_dense_short", "big_sparse_long", "Catch", "CartPole-v1", "brax:inverted_pendulum"]
+"""A name of every env family (brax's is made in test_brax_env only: it loads brax)."""

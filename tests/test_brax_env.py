@@ -14,13 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2orl.rl._brax import BraxEnv, BraxEnvParams, BraxEnvState
+import l2orl.rl as rl
+from l2orl.rl._brax import BraxEnvParams, BraxEnvState
 
 N_ENVS = 4
 N_STEPS = 12
 
 
-def make_rollout(env: BraxEnv, n_envs: int, n_steps: int):
+def make_rollout(env: rl.BraxEnv, n_envs: int, n_steps: int):
     """A jitted function: vmapped reset, then `lax.scan` of vmapped steps, random actions."""
     params = env.default_params
     reset = jax.vmap(env.reset, in_axes=(0, None))
@@ -50,8 +51,8 @@ def leaf_types(tree) -> list:
 
 
 @pytest.fixture(scope="module")
-def fast_env() -> BraxEnv:
-    return BraxEnv("fast", episode_length=5)
+def fast_env() -> rl.BraxEnv:
+    return rl.BraxEnv("fast", episode_length=5)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_truncation_and_auto_reset(fast_rollout):
 
 
 def test_action_repeat_sums_rewards_and_truncates_in_agent_steps(fast_env):
-    repeat = BraxEnv("fast", episode_length=5, action_repeat=2)
+    repeat = rl.BraxEnv("fast", episode_length=5, action_repeat=2)
     assert repeat.default_params.max_steps_in_episode == 3  # ceil(5 / 2), as brax truncates
     action = jnp.ones((1,), jnp.float32)
     key = jax.random.key(0)
@@ -135,7 +136,7 @@ def test_action_repeat_sums_rewards_and_truncates_in_agent_steps(fast_env):
 
 
 def test_fresh_reset_matches_first_state_reset_on_deterministic_env(fast_rollout):
-    fresh = BraxEnv("fast", episode_length=5, fresh_reset=True)
+    fresh = rl.BraxEnv("fast", episode_length=5, fresh_reset=True)
     obs0, state0, _, traj = make_rollout(fresh, N_ENVS, N_STEPS)(jax.random.key(0))
     assert state0.initial_state is None
     np.testing.assert_array_equal(obs0, fast_rollout[0])
@@ -160,7 +161,7 @@ class InPlaceFast(brax.envs.fast.Fast):
 @pytest.fixture(scope="module")
 def in_place_env():
     brax.envs.register_environment("l2orl_test_in_place_fast", InPlaceFast)
-    yield BraxEnv("l2orl_test_in_place_fast", episode_length=6, action_repeat=2)
+    yield rl.BraxEnv("l2orl_test_in_place_fast", episode_length=6, action_repeat=2)
     del brax.envs._envs["l2orl_test_in_place_fast"]
 
 
@@ -194,7 +195,7 @@ def test_env_that_mutates_its_state_in_place(in_place_env):
 )
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        BraxEnv(**kwargs)
+        rl.BraxEnv(**kwargs)
 
 
 def test_import_l2orl_does_not_import_brax():
@@ -204,7 +205,7 @@ def test_import_l2orl_does_not_import_brax():
 
 
 def test_inverted_pendulum_spring_terminates_and_restores_first_state():
-    env = BraxEnv("inverted_pendulum", backend="spring", episode_length=40)
+    env = rl.BraxEnv("inverted_pendulum", backend="spring", episode_length=40)
     n_envs, n_steps = 8, 100
     params = env.default_params
     assert env.observation_space(params).shape == (4,) and env.action_space(params).shape == (1,)
@@ -229,7 +230,7 @@ def test_inverted_pendulum_spring_terminates_and_restores_first_state():
 
 
 def test_inverted_pendulum_fresh_reset_draws_new_initial_states():
-    env = BraxEnv("inverted_pendulum", backend="spring", episode_length=40, fresh_reset=True)
+    env = rl.BraxEnv("inverted_pendulum", backend="spring", episode_length=40, fresh_reset=True)
     n_envs, n_steps = 8, 100
     obs0, state0, state, traj = make_rollout(env, n_envs, n_steps)(jax.random.key(3))
     obs, _, terminated, truncated, final_obs, time = traj

@@ -52,8 +52,11 @@ def test_cell_is_differentiable_in_its_weights(cell):
 
 def test_gru_follows_the_flax_equations():
     cell = l2orl.GRUCell(2, 3, 1, key=KEY)
-    cell = eqx.tree_at(lambda c: (c.input_bias, c.recurrent_bias), cell,
-                       (0.1 * jnp.ones((3, 3)), -0.2 * jnp.ones(3)))  # fmt: skip
+    cell = eqx.tree_at(
+        lambda c: (c.input_bias, c.recurrent_bias),
+        cell,
+        (0.1 * jnp.ones((3, 3)), -0.2 * jnp.ones(3)),
+    )
     x, h = np.asarray([0.5, -1.5]), np.asarray([0.1, -0.3, 0.2])
     wi, bi = np.asarray(cell.input_kernel), np.asarray(cell.input_bias)
     wh, bhn = np.asarray(cell.recurrent_kernel), np.asarray(cell.recurrent_bias)
@@ -145,9 +148,11 @@ def test_blocked_backward_equals_autodiff_of_vmap(cell, block):
     x = jax.random.normal(k_x, (cell.n_features, n))
     template, treedef = jax.tree.flatten(cell.init_hidden())
     hidden = treedef.unflatten(
-        [jax.random.normal(jax.random.fold_in(k_h, i), (*t.shape, n)) for i, t in
-         enumerate(template)]
-    )  # fmt: skip
+        [
+            jax.random.normal(jax.random.fold_in(k_h, i), (*t.shape, n))
+            for i, t in enumerate(template)
+        ]
+    )
     w_out = jax.random.normal(k_o, (cell.n_out, n))
     w_hidden = jax.tree.map(lambda h: jax.random.normal(k_w, h.shape), hidden)
 

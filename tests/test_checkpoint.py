@@ -11,9 +11,15 @@ from helpers import CELLS, OPTIMIZER_IDS, OPTIMIZERS, PREPROCESSORS
 from l2orl._checkpoint import FORMAT
 
 
-@pytest.mark.parametrize("module", [*OPTIMIZERS, *CELLS, *PREPROCESSORS],
-                         ids=[*OPTIMIZER_IDS, *(type(c).__name__ for c in CELLS),
-                              *(f"pre-{type(p).__name__}" for p in PREPROCESSORS)])  # fmt: skip
+@pytest.mark.parametrize(
+    "module",
+    [*OPTIMIZERS, *CELLS, *PREPROCESSORS],
+    ids=[
+        *OPTIMIZER_IDS,
+        *(type(c).__name__ for c in CELLS),
+        *(f"pre-{type(p).__name__}" for p in PREPROCESSORS),
+    ],
+)
 def test_round_trip_without_template(tmp_path, module):
     path = l2orl.save(tmp_path / "m.l2o", module, metadata={"seed": 3, "return": 0.9})
     loaded = l2orl.load(path)
@@ -26,7 +32,7 @@ def test_round_trip_without_template(tmp_path, module):
 
 
 def test_loaded_optimizer_gives_identical_updates(tmp_path):
-    opt = l2orl.Optim4RL(key=jax.random.key(7))
+    opt = l2orl.optim4rl(key=jax.random.key(7))
     loaded = l2orl.load(l2orl.save(tmp_path / "o.l2o", opt), like=opt)
     params = {"w": jnp.linspace(-1, 1, 12).reshape(3, 4)}
     a, _ = opt.update(params, opt.init(params), params)
@@ -36,7 +42,7 @@ def test_loaded_optimizer_gives_identical_updates(tmp_path):
 
 def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "o.l2o"
-    l2orl.save(path, l2orl.L2LGD2())
+    l2orl.save(path, l2orl.l2lgd2())
     before = path.read_bytes()
     with pytest.raises(TypeError, match="unsupported type"):
         l2orl.save(path, _Unsupported(lambda x: x))
@@ -70,17 +76,17 @@ def test_user_classes_load_with_like_only(tmp_path):
 
 
 def test_other_structure_is_named(tmp_path):
-    path = l2orl.save(tmp_path / "o.l2o", l2orl.Optim4RL())
+    path = l2orl.save(tmp_path / "o.l2o", l2orl.optim4rl())
     with pytest.raises(l2orl.CheckpointError, match=r"another structure.*MomentRatioOptimizer"):
-        l2orl.load(path, like=l2orl.L2LGD2())
+        l2orl.load(path, like=l2orl.l2lgd2())
     with pytest.raises(
         l2orl.CheckpointError, match=r"m_branch\.cell\.hidden_size is 8 in the file, expected 4"
     ):
-        l2orl.load(path, like=l2orl.Optim4RL(hidden_size=4))
+        l2orl.load(path, like=l2orl.optim4rl(hidden_size=4))
 
 
 def test_truncated_file(tmp_path):
-    path = l2orl.save(tmp_path / "o.l2o", l2orl.Optim4RL())
+    path = l2orl.save(tmp_path / "o.l2o", l2orl.optim4rl())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(l2orl.CheckpointError, match="truncated"):
@@ -88,7 +94,7 @@ def test_truncated_file(tmp_path):
 
 
 def test_corrupted_array_fails_the_checksum(tmp_path):
-    path = l2orl.save(tmp_path / "o.l2o", l2orl.Optim4RL())
+    path = l2orl.save(tmp_path / "o.l2o", l2orl.optim4rl())
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo("arrays/00003.npy")
@@ -112,14 +118,14 @@ def _rewrite_manifest(path, edit):
 
 
 def test_incompatible_format(tmp_path):
-    path = l2orl.save(tmp_path / "o.l2o", l2orl.Optim4RL())
+    path = l2orl.save(tmp_path / "o.l2o", l2orl.optim4rl())
     _rewrite_manifest(path, lambda m: m.update(format=FORMAT + 1))
     with pytest.raises(l2orl.CheckpointError, match=f"format {FORMAT + 1}"):
         l2orl.load(path)
 
 
 def test_edited_manifest_fails_the_checksum(tmp_path):
-    path = l2orl.save(tmp_path / "o.l2o", l2orl.Optim4RL())
+    path = l2orl.save(tmp_path / "o.l2o", l2orl.optim4rl())
     _rewrite_manifest(path, lambda m: m["tree"]["fields"].update(step_size=1.0))
     with pytest.raises(l2orl.CheckpointError, match="checksum"):
         l2orl.load(path)

@@ -1,8 +1,8 @@
 import json
+import re
 
 import pytest
 
-import l2orl
 from l2orl import cli
 
 
@@ -10,21 +10,8 @@ def test_meta_train_evaluate_and_plot(tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"agents": 2, "unroll": 1, "reset_interval": 2, "meta_steps": 2}))
     out = tmp_path / "run"
-    code = cli.main(
-        [
-            "meta-train",
-            "--config",
-            str(config),
-            "--out",
-            str(out),
-            "--eval-seeds",
-            "1",
-            "--eval-updates",
-            "3",
-            "--low-memory",
-        ]
-    )
-    assert code == 0
+    args = ["--config", str(config), "--out", str(out), "--eval-seeds", "1"]
+    assert cli.main(["meta-train", *args, "--eval-updates", "3", "--low-memory"]) == 0
     text = capsys.readouterr().out
     assert "| learned |" in text and "| adam 0.001 |" in text
     assert (out / "optimizer.l2o").is_file() and (out / "evaluate-Catch.png").is_file()
@@ -33,64 +20,59 @@ def test_meta_train_evaluate_and_plot(tmp_path, capsys):
     assert cli.main(["plot", str(out / "metrics.jsonl"), "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").stat().st_size > 1000
     evaluate = ["evaluate", "--optimizer", str(out / "optimizer.l2o"), "--env", "Catch"]
-    assert (
-        cli.main([*evaluate, "--seeds", "1", "--updates", "3", "--out", str(tmp_path / "eval")])
-        == 0
-    )
+    out_eval = ["--seeds", "1", "--updates", "3", "--out", str(tmp_path / "eval")]
+    assert cli.main([*evaluate, *out_eval]) == 0
     text = capsys.readouterr().out
     assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text
     assert (tmp_path / "eval" / "evaluate-Catch.json").is_file()
 
 
-def test_bad_configs_fail_before_any_compile(tmp_path):
-    with pytest.raises(ValueError, match="unknown environment 'Catchy'; available"):
-        cli.main(["meta-train", "--env", "Catchy", "--out", str(tmp_path)])
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"agentz": 3}))
-    with pytest.raises(SystemExit, match=r"unknown keys \['agentz'\]"):
-        cli.main(["meta-train", "--config", str(bad)])
-    bad.write_text(json.dumps({"unroll": 0}))
-    with pytest.raises(SystemExit, match="unroll must be a positive int, got 0"):
-        cli.main(["meta-train", "--config", str(bad)])
-    bad.write_text(json.dumps({"low_memory": "yes"}))
-    with pytest.raises(SystemExit, match="low_memory must be true or false, got 'yes'"):
-        cli.main(["meta-train", "--config", str(bad)])
-    with pytest.raises(SystemExit):
-        cli.main(["meta-train", "--agents", "0"])
-    with pytest.raises(SystemExit, match=r"agents_per_chunk must be null or a positive int "
-                       r"dividing agents \(64\), got 12"):  # fmt: skip
-        cli.main(["meta-train", "--agents-per-chunk", "12"])
-    with pytest.raises(SystemExit, match="agents_per_chunk is for the tbptt estimator, not 'es'"):
-        cli.main(["meta-train", "--agents-per-chunk", "8", "--estimator", "es"])
-    with pytest.raises(SystemExit, match="neither a checkpoint file, a preset"):
-        cli.main(["evaluate", "--optimizer", "adamw", "--env", "Catch"])
-    with pytest.raises(SystemExit, match="no metrics log"):
-        cli.main(["plot", str(tmp_path / "missing.jsonl")])
-    assert not any(tmp_path.glob("*/checkpoints"))
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["meta-train", "--env", "Catchy"], "error: unknown environment 'Catchy'; available"),
+        (["meta-train", "--unroll", "0"], None),  # argparse: exit code 2
+        (["meta-train", "--agents-per-chunk", "12"], r"error: agents_per_chunk must divide"),
+        (["meta-train", "--estimator", "bptt"], "error: unknown estimator 'bptt'"),
+        (["meta-train", "--meta-loss", "unroll_return"], "error: estimator 'tbptt' needs a"),
+        (["meta-train", "--config", "missing.json"], "error: no config file at missing.json"),
+        (["evaluate", "--optimizer", "adamw", "--env", "Catch"], "error: optimizer 'adamw'"),
+        (["evaluate", "--optimizer", "Optim4RL", "--env", "nope"], "error: unknown environment"),
+        (["plot", "missing.jsonl"], "error: no metrics log at missing.jsonl"),
+    ],
+)
+def test_bad_input_is_one_error_line_before_any_work(argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--out", "run"] if argv[0] == "meta-train" else argv)
+    if message is None:
+        assert exit_info.value.code == 2
+    else:
+        assert re.match(message, str(exit_info.value.code))
+    assert not any(tmp_path.glob("**/checkpoints"))
 
 
-def test_multi_task_settings_reach_the_tasks(tmp_path):
-    settings = {
-        **cli.META_TRAIN_DEFAULTS, "env": ["small_dense_short", "big_dense_short"],
-        "reward_scale": [100, 10], "update_scale": [3, 1], "task_normalize": 0.5,
-    }  # fmt: skip
-    trainer = cli.make_trainer(settings)
-    assert [t.env.reward_scale for t in trainer.tasks] == [100.0, 10.0]
-    assert [t.update_scale for t in trainer.tasks] == [3.0, 1.0]
-    assert trainer.task_normalize == 0.5
-    assert trainer.estimator == l2orl.TruncatedBPTT()
-    chunked = cli.make_trainer({**settings, "agents_per_chunk": 8})
-    assert chunked.estimator == l2orl.TruncatedBPTT(agents_per_chunk=8)
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"env": ["small_dense_short"], "reward_scale": [1, 2]}))
-    with pytest.raises(SystemExit, match=r"reward_scale must be null or a list of 1 positive"):
-        cli.main(["meta-train", "--config", str(bad)])
-    bad.write_text(json.dumps({"reward_scale": [10]}))  # Catch has no reward scale
-    with pytest.raises(SystemExit, match="only for the gridworlds; 'Catch' takes none"):
-        cli.main(["meta-train", "--config", str(bad)])
-    with pytest.raises(SystemExit):
-        cli.main(["meta-train", "--task-normalize", "-1"])
-    assert not any(tmp_path.glob("*/checkpoints"))
+def test_flags_override_the_config_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"env": "small_dense_short", "reward_scale": [100], "agents": 8}))
+    args = cli.parser().parse_args(["meta-train", "--config", str(path), "--agents", "4"])
+    config = cli.config_of(args)
+    assert config.env == ("small_dense_short",) and config.agents == 4
+    assert config.reward_scale == (100,) and config.meta_lr == 3e-3  # file, flag, default
+
+
+def test_presets_lists_each_with_its_count(capsys):
+    assert cli.main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name, count in [("Optim4RL", 514), ("L2LGD2", 281), ("LinearOptim", 275), ("STAR", 207)]:
+        assert re.search(rf"^{name}\s+\w+\s+{count}$", out, re.M)
+
+
+def test_unknown_command_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["meta-trian"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'meta-trian'" in capsys.readouterr().err
 
 
 def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
@@ -99,5 +81,3 @@ def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
     assert "| learned |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main([*args, "--step-size", "0"])
-    with pytest.raises(SystemExit, match=r"nor a pretrained optimizer \('optim4rl-gridworld',\)"):
-        cli.main(["evaluate", "--optimizer", "optim4rl-grid", "--env", "Catch"])

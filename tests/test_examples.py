@@ -11,12 +11,15 @@ EXAMPLES = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs_with_smoke(script, tmp_path):
     seeds = ["--seeds", "2"] if "--seeds" in script.read_text() else []
     out = subprocess.run(
         [sys.executable, str(script), "--smoke", *seeds, "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert any(tmp_path.glob("*.png")), out.stdout

@@ -125,8 +125,12 @@ def test_user_learned_optimizer_gets_as_optax_and_meta_gradients():
 
 
 def test_abstract_classes_cannot_be_instantiated():
-    for cls in (l2orl.AbstractPreprocessor, l2orl.AbstractCell, l2orl.AbstractHead,
-                l2orl.AbstractLearnedOptimizer):  # fmt: skip
+    for cls in (
+        l2orl.AbstractPreprocessor,
+        l2orl.AbstractCell,
+        l2orl.AbstractHead,
+        l2orl.AbstractLearnedOptimizer,
+    ):
         try:
             cls()
         except TypeError:

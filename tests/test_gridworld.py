@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2orl.rl._gridworld import LAYOUTS, EnvState, Gridworld
+import l2orl.rl as rl
+from l2orl.rl._gridworld import EnvState
 
 # name: (rows, cols, empty cells, objects, max_steps, respawn_prob)
 EXPECTED = {
@@ -35,8 +36,8 @@ def _within_5_sigma(successes: int, n: int, p: float) -> bool:
 
 
 @functools.cache
-def _env(name: str) -> Gridworld:
-    return Gridworld(name, reward_scale=SCALE)
+def _env(name: str) -> rl.Gridworld:
+    return rl.Gridworld(name, reward_scale=SCALE)
 
 
 def _state(agent, objects, time=0, batch=()) -> EnvState:
@@ -56,12 +57,12 @@ def _numpy(tree):
 
 
 @functools.cache
-def _step_batch(env: Gridworld):
+def _step_batch(env: rl.Gridworld):
     """`step_env` over a batch of keys, states and actions, jitted."""
     return jax.jit(jax.vmap(env.step_env, in_axes=(0, 0, 0, None)))
 
 
-def _step_many(env: Gridworld, agent, objects, actions, seed: int = 0):
+def _step_many(env: rl.Gridworld, agent, objects, actions, seed: int = 0):
     """`N_DRAWS` steps (independent keys) from the given positions; actions broadcast."""
     keys = jax.random.split(jax.random.key(seed), N_DRAWS)
     state = _state(agent, objects, batch=(N_DRAWS,))
@@ -69,7 +70,7 @@ def _step_many(env: Gridworld, agent, objects, actions, seed: int = 0):
     return _numpy(_step_batch(env)(keys, state, actions, env.default_params))
 
 
-def _expected_obs(env: Gridworld, agent, objects) -> np.ndarray:
+def _expected_obs(env: rl.Gridworld, agent, objects) -> np.ndarray:
     obs = np.zeros((env.num_objects + 1, env.layout.rows, env.layout.cols), np.float32)
     for channel, (r, c) in enumerate([*objects, agent]):
         if r >= 0:
@@ -78,7 +79,7 @@ def _expected_obs(env: Gridworld, agent, objects) -> np.ndarray:
 
 
 def test_layout_table():
-    assert list(LAYOUTS) == list(EXPECTED)
+    assert list(rl.LAYOUTS) == list(EXPECTED)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -235,7 +236,7 @@ def test_respawn_frequency(name):
 
 
 @functools.cache
-def _gymnax_step_keys(env: Gridworld):
+def _gymnax_step_keys(env: rl.Gridworld):
     """gymnax's `step` (auto-reset, truncation) from one state under a batch of keys, jitted."""
     return jax.jit(jax.vmap(env.step, in_axes=(0, None, None, None)))
 
@@ -329,17 +330,17 @@ def test_jit_vmap_scan():
 
 def test_unknown_layout():
     with pytest.raises(ValueError, match="unknown gridworld layout") as error:
-        Gridworld("small_sparse")
-    for name in LAYOUTS:
+        rl.Gridworld("small_sparse")
+    for name in rl.LAYOUTS:
         assert name in str(error.value)
 
 
 @pytest.mark.parametrize("scale", [0.0, -1.0, math.inf, math.nan])
 def test_bad_reward_scale(scale):
     with pytest.raises(ValueError, match="reward_scale"):
-        Gridworld("small_sparse_short", reward_scale=scale)
+        rl.Gridworld("small_sparse_short", reward_scale=scale)
 
 
 def test_integer_reward_scale():
-    assert Gridworld("small_sparse_short", reward_scale=100).reward_scale == 100.0
-    assert Gridworld("small_sparse_short").reward_scale == 1.0
+    assert rl.Gridworld("small_sparse_short", reward_scale=100).reward_scale == 100.0
+    assert rl.Gridworld("small_sparse_short").reward_scale == 1.0

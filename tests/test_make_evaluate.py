@@ -101,9 +101,13 @@ def test_final_returns_need_finished_episodes():
 def test_evaluate_compares_optimizers(tmp_path):
     learner = rl.A2C(n_envs=8, rollout_length=20, network=rl.NetworkSpec("mlp", (32,), "relu"))
     result = rl.evaluate(
-        {"adam": optax.adam(1e-3), "optim4rl": l2orl.Optim4RL()}, learner, rl.make("Catch"),
-        n_updates=10, seeds=2, final_fraction=0.5,
-    )  # fmt: skip
+        {"adam": optax.adam(1e-3), "optim4rl": l2orl.optim4rl()},
+        learner,
+        rl.make("Catch"),
+        n_updates=10,
+        seeds=2,
+        final_fraction=0.5,
+    )
     assert isinstance(result, rl.Evaluation)
     assert set(result.results) == {"adam", "optim4rl"}
     r = result.results["adam"]

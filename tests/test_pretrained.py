@@ -7,15 +7,19 @@ import pytest
 import l2orl
 
 GRIDWORLDS = [
-    "small_dense_long", "small_dense_short", "big_sparse_short",
-    "big_dense_short", "big_sparse_long", "big_dense_long",
-]  # fmt: skip
+    "small_dense_long",
+    "small_dense_short",
+    "big_sparse_short",
+    "big_dense_short",
+    "big_sparse_long",
+    "big_dense_long",
+]
 
 
 def test_pretrained_gridworld_optimizer_and_manifest():
     opt = l2orl.pretrained("optim4rl-gridworld")
     assert isinstance(opt, l2orl.MomentRatioOptimizer)
-    assert opt.n_meta_parameters == l2orl.Optim4RL().n_meta_parameters
+    assert opt.n_meta_parameters == l2orl.optim4rl().n_meta_parameters
     manifest = l2orl.pretrained_manifest("optim4rl-gridworld")
     assert isinstance(manifest["version"], str) and manifest["version"]
     assert manifest["command"] == "python examples/pretrain_gridworld.py"

@@ -27,20 +27,31 @@ from ._heads import (
     LinearHead as LinearHead,
     SignExpHead as SignExpHead,
 )
+from ._learner import (
+    AbstractLearner as AbstractLearner,
+    UpdateMetrics as UpdateMetrics,
+    mean_return as mean_return,
+)
 from ._lopt import (
-    L2LGD2 as L2LGD2,
-    STAR as STAR,
+    PRESETS as PRESETS,
     AbstractLearnedOptimizer as AbstractLearnedOptimizer,
     Branch as Branch,
     BranchState as BranchState,
-    LinearOptim as LinearOptim,
     MomentRatioOptimizer as MomentRatioOptimizer,
     MomentRatioState as MomentRatioState,
-    Optim4RL as Optim4RL,
+    NominalStepOptimizer as NominalStepOptimizer,
     PerCoordinateOptimizer as PerCoordinateOptimizer,
+    l2lgd2 as l2lgd2,
+    linear_optim as linear_optim,
+    optim4rl as optim4rl,
+    star as star,
 )
 from ._meta import (
+    ESTIMATORS as ESTIMATORS,
+    META_LOSSES as META_LOSSES,
     PES as PES,
+    PIPELINE_KINDS as PIPELINE_KINDS,
+    SCHEDULES as SCHEDULES,
     AbstractEstimator as AbstractEstimator,
     AbstractMetaLoss as AbstractMetaLoss,
     AbstractStatelessEstimator as AbstractStatelessEstimator,
@@ -49,17 +60,20 @@ from ._meta import (
     AgentsState as AgentsState,
     ConstantTruncation as ConstantTruncation,
     CurriculumTruncation as CurriculumTruncation,
+    EstimateMetrics as EstimateMetrics,
     FullES as FullES,
     LifetimeReturn as LifetimeReturn,
     LogUniformTruncation as LogUniformTruncation,
     MetaState as MetaState,
     MetaTask as MetaTask,
+    MetaTrainConfig as MetaTrainConfig,
     MetaTrainer as MetaTrainer,
     PESState as PESState,
     Pipeline as Pipeline,
     TruncatedBPTT as TruncatedBPTT,
     TruncatedES as TruncatedES,
     UnrollReturn as UnrollReturn,
+    plot_metrics as plot_metrics,
     unroll as unroll,
 )
 from ._preprocess import (
@@ -76,10 +90,12 @@ from ._preprocess import (
     SignLog as SignLog,
     Square as Square,
     TimeFeatures as TimeFeatures,
+    find_part as find_part,
 )
 from ._pretrained import (
     PRETRAINED as PRETRAINED,
     pretrained as pretrained,
     pretrained_manifest as pretrained_manifest,
+    resolve_optimizer as resolve_optimizer,
 )
 from ._version import __version__ as __version__

@@ -33,8 +33,10 @@ class CheckpointError(ValueError):
 def _encode(value: Any, arrays: list[np.ndarray], where: str) -> Any:
     if isinstance(value, eqx.Module):
         cls = type(value)
-        fields = {f.name: _encode(getattr(value, f.name), arrays, f"{where}.{f.name}")
-                  for f in dataclasses.fields(value)}  # fmt: skip
+        fields = {
+            f.name: _encode(getattr(value, f.name), arrays, f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
         return {"module": f"{cls.__module__}:{cls.__qualname__}", "fields": fields}
     if isinstance(value, jax.Array | np.ndarray):
         if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):

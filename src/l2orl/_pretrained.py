@@ -2,10 +2,11 @@
 
 import dataclasses
 import importlib.resources
+import os
 from pathlib import Path
 
 from ._checkpoint import load, read_manifest
-from ._lopt import AbstractLearnedOptimizer
+from ._lopt import PRESETS, AbstractLearnedOptimizer
 
 PRETRAINED = {
     "optim4rl-gridworld": "Optim4RL meta-trained on the six LPG gridworlds with pipeline "
@@ -40,3 +41,28 @@ def pretrained_manifest(name: str) -> dict:
     `"training"` (figures from its metrics log)`}`."""
     manifest = read_manifest(_path(name))
     return {"name": name, "version": manifest["l2orl_version"], **manifest["metadata"]}
+
+
+def resolve_optimizer(
+    spec: str | os.PathLike, step_size: float | None = None
+) -> AbstractLearnedOptimizer:
+    """The learned optimizer `spec` names: a preset of [`l2orl.PRESETS`][] (untrained), a
+    shipped optimizer of `PRETRAINED`, or the path of an `.l2o` checkpoint; with `step_size`,
+    its `α` replaced.
+
+    **Raises:** `ValueError` if `spec` is none of these.
+    """
+    if spec in PRESETS:
+        optimizer = PRESETS[spec]()
+    elif spec in PRETRAINED:
+        optimizer = pretrained(spec)
+    elif Path(spec).is_file():
+        optimizer = load(spec)
+    else:
+        raise ValueError(
+            f"optimizer {str(spec)!r} is neither a preset {sorted(PRESETS)}, a pretrained "
+            f"optimizer {sorted(PRETRAINED)} nor a checkpoint file"
+        )
+    if step_size is not None:
+        optimizer = dataclasses.replace(optimizer, step_size=step_size)
+    return optimizer

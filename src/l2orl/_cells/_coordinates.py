@@ -53,8 +53,10 @@ def _blocked_bwd(residuals, cotangents, perturbed, inputs, block):
     # Outputs that were not differentiated come as None: zeros of the output's shape.
     d_out, d_hidden = jax.tree.map(
         lambda d, s: jnp.zeros(s.shape, s.dtype) if d is None else d,
-        cotangents, jax.eval_shape(_rows, *inputs), is_leaf=lambda x: x is None,
-    )  # fmt: skip
+        cotangents,
+        jax.eval_shape(_rows, *inputs),
+        is_leaf=lambda x: x is None,
+    )
 
     def unbatched(arrays, features, hidden, d_out, d_hidden):
         return _backward(eqx.combine(arrays, static), features, hidden, d_out, d_hidden, block)

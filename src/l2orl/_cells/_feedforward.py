@@ -4,13 +4,13 @@ import jax
 from .._activations import ACTIVATIONS, check_activation
 from .._custom_types import CellOutput, CoordinateFeatures, PRNGKey
 from .._nn import Linear
+from .._utils import check_positive_int
 from ._base import AbstractStatelessCell
 
 
 def _check_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
-        if not (isinstance(value, int) and value > 0):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(name, value)
 
 
 class LinearCell(AbstractStatelessCell):

@@ -5,5 +5,11 @@ from ._moment_ratio import (
     MomentRatioState as MomentRatioState,
 )
 from ._per_coordinate import PerCoordinateOptimizer as PerCoordinateOptimizer
-from ._presets import L2LGD2 as L2LGD2, LinearOptim as LinearOptim, Optim4RL as Optim4RL
-from ._star import STAR as STAR
+from ._presets import (
+    PRESETS as PRESETS,
+    l2lgd2 as l2lgd2,
+    linear_optim as linear_optim,
+    optim4rl as optim4rl,
+    star as star,
+)
+from ._star import NominalStepOptimizer as NominalStepOptimizer

@@ -1,5 +1,4 @@
 import abc
-import math
 from typing import Any
 
 import equinox as eqx
@@ -24,11 +23,6 @@ def check_params(params: Params) -> None:
                 f"learned optimizers update floating-point parameters only; leaf "
                 f"{jax.tree_util.keystr(path) or '<root>'} has dtype {dtype}"
             )
-
-
-def check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def prepare_inputs(

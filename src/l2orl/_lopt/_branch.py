@@ -70,10 +70,16 @@ class Branch(eqx.Module):
         # Ravel every coordinate of every leaf into one batch, coordinate axis last, so the
         # cell runs as a few big ops.
         flat_grads = jnp.concatenate([g.reshape(-1) for g in leaves])
-        flat_features = jnp.concatenate(
-            [f.reshape(g.size, self.cell.n_features) for f, g in
-             zip(treedef.flatten_up_to(features), leaves, strict=True)]
-        ).astype(jnp.float32).T  # fmt: skip
+        flat_features = (
+            jnp.concatenate(
+                [
+                    f.reshape(g.size, self.cell.n_features)
+                    for f, g in zip(treedef.flatten_up_to(features), leaves, strict=True)
+                ]
+            )
+            .astype(jnp.float32)
+            .T
+        )
         out, hidden = apply_to_coordinates(self.cell, flat_features, state.hidden)
         flat_dirs = jax.vmap(self.head, in_axes=(-1, 0))(out, flat_grads)
         directions, offset = [], 0

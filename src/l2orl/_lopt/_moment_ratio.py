@@ -4,7 +4,8 @@ import equinox as eqx
 import jax
 
 from .._custom_types import Params, Updates
-from ._base import AbstractLearnedOptimizer, check_params, check_positive, prepare_inputs
+from .._utils import check_positive
+from ._base import AbstractLearnedOptimizer, check_params, prepare_inputs
 from ._branch import Branch, BranchState
 
 
@@ -52,6 +53,8 @@ class MomentRatioOptimizer(AbstractLearnedOptimizer):
         v, v_state = self.v_branch(grads, state.v, params)
         new = jax.tree.map(
             lambda m, v, u: (-self.step_size * m * jax.lax.rsqrt(v + self.eps)).astype(u.dtype),
-            m, v, updates,
-        )  # fmt: skip
+            m,
+            v,
+            updates,
+        )
         return new, MomentRatioState(m_state, v_state)

@@ -7,7 +7,8 @@ from .._cells import AbstractCell
 from .._custom_types import Params, Updates
 from .._heads import AbstractHead
 from .._preprocess import AbstractPreprocessor
-from ._base import AbstractLearnedOptimizer, check_params, check_positive, prepare_inputs
+from .._utils import check_positive
+from ._base import AbstractLearnedOptimizer, check_params, prepare_inputs
 from ._branch import Branch, BranchState
 
 

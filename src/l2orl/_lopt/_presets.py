@@ -1,21 +1,38 @@
-"""The learned optimizers of Lan et al. (2024), built from parts with the reference's sizes."""
+"""The learned optimizers of Lan et al. (2024), built from parts with the reference's sizes.
+
+Presets are snake_case factories: each returns an instance of a general final class
+(`MomentRatioOptimizer`, `PerCoordinateOptimizer`, `NominalStepOptimizer`) configured as
+published, so a preset and a hand-built optimizer of the same parts are the same object."""
+
+from collections.abc import Callable
 
 import jax
 
-from .._cells import GRUCell
+from .._cells import GRUCell, MLPCell
 from .._custom_types import PRNGKey
-from .._heads import ExpHead, ExpScaleHead, GainBiasHead, SignExpHead
-from .._preprocess import Identity, SignLog, Square
+from .._heads import DirectionMagnitudeHead, ExpHead, ExpScaleHead, GainBiasHead, SignExpHead
+from .._preprocess import (
+    AdafacFeatures,
+    Concatenate,
+    Identity,
+    ParamValue,
+    RMSNormalize,
+    SignLog,
+    Square,
+    TimeFeatures,
+)
+from ._base import AbstractLearnedOptimizer
 from ._branch import Branch
 from ._moment_ratio import MomentRatioOptimizer
 from ._per_coordinate import PerCoordinateOptimizer
+from ._star import NominalStepOptimizer
 
 
 def _key(key: PRNGKey | None) -> PRNGKey:
     return jax.random.key(0) if key is None else key
 
 
-def Optim4RL(
+def optim4rl(
     step_size: float = 1e-3,
     hidden_size: int = 8,
     eps: float = 1e-8,
@@ -47,7 +64,7 @@ def Optim4RL(
     )
 
 
-def L2LGD2(
+def l2lgd2(
     step_size: float = 1e-3,
     hidden_size: int = 8,
     *,
@@ -71,7 +88,7 @@ def L2LGD2(
     )
 
 
-def LinearOptim(
+def linear_optim(
     step_size: float = 1e-3,
     hidden_size: int = 8,
     *,
@@ -93,3 +110,51 @@ def LinearOptim(
         step_size,
         stop_gradient_inputs=stop_gradient_inputs,
     )
+
+
+def star(
+    step_size: float = 1e-3,
+    nominal_step_size: float = 1e-3,
+    hidden_widths: tuple[int, ...] = (4, 4),
+    *,
+    stop_gradient_inputs: bool = True,
+    key: PRNGKey | None = None,
+) -> NominalStepOptimizer:
+    """STAR (Harrison et al., 2022): learned_optimization's `MLPNomLOpt`, written natively.
+
+    Per coordinate, the features are `[g, θ]` and the 26 accumulator features of
+    [`l2orl.AdafacFeatures`][], normalised per tensor by [`l2orl.RMSNormalize`][] (ε = 1e-5),
+    then 11 un-normalised time features `tanh(t/τ - 1)`, τ ∈ {1, 3, 10, …, 1e5}: 39 inputs. An
+    MLP (two hidden layers of 4, ReLU) gives `(d, s, ·, ·)` and the update is
+
+    `Δθ = -α·d·exp(0.001·s) - α_nom·exp(0.001)·mean_i(m_i·rsqrt(rms + 1e-6))`,
+
+    the second term a fixed nominal Adam-AggMo step (α_nom = 1e-3 as the reference, whatever α
+    is). Meta-parameters: the MLP (200) and the 7 decay offsets of the accumulators: 207.
+
+    **Arguments:** `step_size` α (default 1e-3), `nominal_step_size` (default 1e-3),
+    `hidden_widths` (default `(4, 4)`), `stop_gradient_inputs` (default True), `key`
+    (default `jax.random.key(0)`).
+    """
+    preprocessor = Concatenate(
+        RMSNormalize(Concatenate(Identity(), ParamValue(), AdafacFeatures())),
+        TimeFeatures(offset=1.0),
+    )
+    cell = MLPCell(
+        preprocessor.n_features, hidden_widths, n_out=4, activation="relu", key=_key(key)
+    )
+    return NominalStepOptimizer(
+        Branch(preprocessor, cell, DirectionMagnitudeHead(exp_mult=0.001, n_in=4)),
+        step_size,
+        nominal_step_size,
+        stop_gradient_inputs,
+    )
+
+
+PRESETS: dict[str, Callable[..., AbstractLearnedOptimizer]] = {
+    "Optim4RL": optim4rl,
+    "L2LGD2": l2lgd2,
+    "LinearOptim": linear_optim,
+    "STAR": star,
+}
+"""The presets by their published names (as configs and the command line spell them)."""

@@ -1,21 +1,26 @@
+from ._config import MetaTrainConfig as MetaTrainConfig
 from ._estimators import (
+    ESTIMATORS as ESTIMATORS,
     PES as PES,
     AbstractEstimator as AbstractEstimator,
     AbstractStatelessEstimator as AbstractStatelessEstimator,
+    EstimateMetrics as EstimateMetrics,
     FullES as FullES,
     PESState as PESState,
     TruncatedBPTT as TruncatedBPTT,
     TruncatedES as TruncatedES,
-    unroll as unroll,
 )
 from ._losses import (
+    META_LOSSES as META_LOSSES,
     AbstractMetaLoss as AbstractMetaLoss,
     AgentLoss as AgentLoss,
     LifetimeReturn as LifetimeReturn,
     UnrollReturn as UnrollReturn,
 )
-from ._pipeline import Pipeline as Pipeline
+from ._pipeline import PIPELINE_KINDS as PIPELINE_KINDS, Pipeline as Pipeline
+from ._plot import plot_metrics as plot_metrics
 from ._schedules import (
+    SCHEDULES as SCHEDULES,
     AbstractTruncationSchedule as AbstractTruncationSchedule,
     ConstantTruncation as ConstantTruncation,
     CurriculumTruncation as CurriculumTruncation,
@@ -23,3 +28,4 @@ from ._schedules import (
 )
 from ._task import AgentsState as AgentsState, MetaTask as MetaTask
 from ._trainer import MetaState as MetaState, MetaTrainer as MetaTrainer
+from ._unroll import unroll as unroll

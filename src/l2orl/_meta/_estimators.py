@@ -1,5 +1,6 @@
 import abc
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -7,82 +8,74 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._custom_types import Metrics, PRNGKey
+from .._learner import UpdateMetrics, mean_return
+from .._lopt import AbstractLearnedOptimizer
+from .._utils import check_positive, check_positive_int, tree_select
 from ._losses import AbstractMetaLoss
-from ._task import AgentsState, MetaTask, agent_devices, fresh_agents, tree_select
+from ._sharding import agent_devices
+from ._task import AgentsState, MetaTask
+from ._unroll import unroll
 
 
-def unroll(
-    optimizer,
-    task: MetaTask,
-    meta_loss: AbstractMetaLoss,
-    learner_state: PyTree,
-    opt_state: PyTree,
-    length: Int[Array, ""] | int,
-    max_length: int,
-    key: PRNGKey,
-    remat: bool = False,
-) -> tuple[Float[Array, ""], PyTree, PyTree, Metrics]:
-    """One agent: `length` (≤ `max_length`) inner updates with `optimizer`, then the meta-loss.
+class EstimateMetrics(eqx.Module):
+    """What an estimator reports about one task's meta-step (scalars).
 
-    The scan always runs `max_length` steps; steps past a traced `length` leave the state
-    unchanged (a Python int `length` is known to cover every step: nothing is masked).
-    With `remat`, each inner update is rematerialised in the backward pass (peak memory grows
-    with the number of updates by their carries only, not their activations).
-
-    **Returns:** `(loss, learner_state, opt_state, metrics)`.
+    **Attributes:** `meta_loss` (the mean meta-loss of the scored unrolls), `return_sum`,
+    `episodes` and `agent_loss` (the returns and number of the episodes that ended during the
+    inner updates, and the learner's mean loss over them), `inner_updates` (how many inner
+    updates ran, perturbed copies included) and `unrolls` (how many unrolls the meta-loss
+    scored).
     """
-    tx = task.transform(optimizer)
 
-    def update(carry, key):
-        state, opt = carry
-        state, opt, metrics = task.learner.step(task.env, state, tx, opt, key)
-        return (state, opt), metrics
+    meta_loss: Float[Array, ""]
+    return_sum: Float[Array, ""]
+    episodes: Float[Array, ""]
+    agent_loss: Float[Array, ""]
+    inner_updates: Int[Array, ""]
+    unrolls: int = eqx.field(static=True)
 
-    if remat:
-        update = eqx.filter_checkpoint(update)
+    @classmethod
+    def of(
+        cls,
+        meta_loss: Float[Array, ""],
+        unrolls: UpdateMetrics,
+        length: Int[Array, ""] | int,
+        copies: int = 1,
+    ) -> "EstimateMetrics":
+        """The metrics of `unrolls` (one summary per agent, leading axis) of `length` inner
+        updates each, run `copies` times (2 for antithetic pairs), with mean meta-loss
+        `meta_loss`."""
+        n = copies * unrolls.loss.shape[0]
+        return cls(
+            meta_loss=meta_loss,
+            return_sum=jnp.sum(unrolls.return_sum),
+            episodes=jnp.sum(unrolls.episodes),
+            agent_loss=jnp.mean(unrolls.loss),
+            inner_updates=jnp.asarray(length * n, jnp.int32),
+            unrolls=n,
+        )
 
-    def body(carry, inputs):
-        index, key = inputs
-        new_carry, metrics = update(carry, key)
-        if isinstance(length, int):
-            return new_carry, (metrics, jnp.ones((), bool))
-        active = index < length
-        return tree_select(active, new_carry, carry), (metrics, active)
-
-    k_unroll, k_loss = jax.random.split(key)
-    keys = jax.random.split(k_unroll, max_length)
-    (state, opt), (metrics, active) = jax.lax.scan(
-        body, (learner_state, opt_state), (jnp.arange(max_length), keys)
-    )
-    loss, state = meta_loss(task.learner, task.env, state, metrics, active, k_loss)
-    n = jnp.maximum(jnp.sum(active), 1)
-    summary = {
-        "agent_return": jnp.sum(metrics["return_sum"] * active)
-        / jnp.maximum(jnp.sum(metrics["episodes"] * active), 1.0),
-        "agent_episodes": jnp.sum(metrics["episodes"] * active),
-        "agent_loss": jnp.sum(metrics["loss"] * active) / n,
-    }
-    return loss, state, opt, summary
-
-
-def _mean_metrics(metrics: Metrics) -> Metrics:
-    episodes = metrics["agent_episodes"]
-    weighted = jnp.sum(metrics["agent_return"] * episodes) / jnp.maximum(jnp.sum(episodes), 1.0)
-    return {
-        "agent_return": weighted,
-        "agent_loss": jnp.mean(metrics["agent_loss"]),
-        "episodes": jnp.sum(episodes),
-    }
+    def log(self) -> Metrics:
+        """The figures a metrics log records: meta-loss, agent return, agent loss, episodes."""
+        return {
+            "meta_loss": self.meta_loss,
+            "agent_return": mean_return(self.return_sum, self.episodes),
+            "agent_loss": self.agent_loss,
+            "episodes": self.episodes,
+        }
 
 
 class AbstractEstimator(eqx.Module):
     """How a task's meta-gradient is estimated from its agents, like `diffrax.AbstractAdjoint`:
     the same problem, solved differently, chosen by passing an object.
 
-    `estimate` returns the meta-gradient (a pytree like the meta-parameters), the advanced
-    agents and estimator state, and metrics; `on_reset` updates the estimator state for agents
-    the pipeline just reset.
+    `estimate` returns the meta-gradient (a pytree like the optimizer's meta-parameters), the
+    advanced agents and estimator state, and typed metrics; `on_reset` updates the estimator
+    state for agents the pipeline just reset. The class attribute
+    `needs_differentiable_loss` says whether the meta-loss must carry gradient.
     """
+
+    needs_differentiable_loss: ClassVar[bool] = False
 
     @abc.abstractmethod
     def init(self, meta_params: PyTree, agents: AgentsState, key: PRNGKey) -> PyTree:
@@ -95,8 +88,8 @@ class AbstractEstimator(eqx.Module):
     @abc.abstractmethod
     def estimate(
         self,
-        meta_params: PyTree,
-        static: PyTree,
+        *,
+        optimizer: AbstractLearnedOptimizer,
         task: MetaTask,
         meta_loss: AbstractMetaLoss,
         agents: AgentsState,
@@ -104,11 +97,14 @@ class AbstractEstimator(eqx.Module):
         length: Int[Array, ""] | int,
         max_length: int,
         key: PRNGKey,
-    ) -> tuple[PyTree, AgentsState, PyTree, Metrics]:
-        """`length` is this meta-step's `K`: a traced int32 ≤ `max_length`, or a Python int
-        when the schedule's `K` never varies (then no inner update needs masking).
+    ) -> tuple[PyTree, AgentsState, PyTree, EstimateMetrics]:
+        """The meta-gradient of `optimizer` (with respect to its floating-point arrays) on
+        `task`'s `agents`. `length` is this meta-step's `K`: a traced int32 ≤ `max_length`,
+        or a Python int when the schedule's `K` never varies (then no inner update needs
+        masking).
 
-        **Returns:** `(meta_gradient, agents, state, metrics)`, metrics with `meta_loss`."""
+        **Returns:** `(meta_gradient, agents, state, metrics)`, the meta-gradient shaped like
+        `eqx.filter(optimizer, eqx.is_inexact_array)`."""
 
 
 class AbstractStatelessEstimator(AbstractEstimator):
@@ -119,11 +115,6 @@ class AbstractStatelessEstimator(AbstractEstimator):
 
     def on_reset(self, state: None, agents: AgentsState, mask: Bool[Array, " n"]) -> None:
         return state
-
-
-def _check_std(std: float) -> None:
-    if not std > 0:
-        raise ValueError(f"std must be positive, got {std!r}")
 
 
 def _advance(
@@ -149,20 +140,17 @@ class TruncatedBPTT(AbstractStatelessEstimator):
 
     remat: bool = eqx.field(static=True, default=False)
     agents_per_chunk: int | None = eqx.field(static=True, default=None)
+    needs_differentiable_loss: ClassVar[bool] = True
 
     def __check_init__(self):
-        if self.agents_per_chunk is not None and not self.agents_per_chunk > 0:
-            raise ValueError(
-                f"agents_per_chunk must be a positive int or None, got {self.agents_per_chunk!r}"
-            )
+        check_positive_int("agents_per_chunk", self.agents_per_chunk, optional=True)
 
-    def estimate(
-        self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
-    ):
+    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
         if not meta_loss.differentiable:
             raise ValueError(
                 f"TruncatedBPTT needs a differentiable meta-loss, got {type(meta_loss).__name__}"
             )
+        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
         n = task.pipeline.n_agents
         chunk = n if self.agents_per_chunk is None else self.agents_per_chunk
         if n % chunk:
@@ -222,12 +210,7 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             loss = jnp.mean(losses)
             learner, opt_state = jax.tree.map(lambda x: x.reshape(n, *x.shape[3:]), agents_grid)
             metrics = jax.tree.map(lambda x: x.reshape(n), metrics)  # in chunk order
-        metrics = {
-            "meta_loss": loss,
-            "inner_updates": jnp.asarray(length * n, jnp.int32),
-            "unrolls": n,
-            **_mean_metrics(metrics),
-        }
+        metrics = EstimateMetrics.of(loss, metrics, length)
         return grad, _advance(agents, learner, opt_state, length), state, metrics
 
 
@@ -260,16 +243,11 @@ def _antithetic(meta_params, static, task, meta_loss, pos, neg, eps, length, max
 
 
 def _es_metrics(
-    lp: Float[Array, " n"], lm: Float[Array, " n"], length, metrics: Metrics
-) -> Metrics:
-    """An antithetic step's metrics: mean loss of the pair, updates and unrolls run."""
-    n = lp.shape[0]
-    return {
-        "meta_loss": jnp.mean(0.5 * (lp + lm)),
-        "inner_updates": jnp.asarray(2 * n * length, jnp.int32),
-        "unrolls": 2 * n,
-        **_mean_metrics(metrics),
-    }
+    lp: Float[Array, " n"], lm: Float[Array, " n"], length, metrics: UpdateMetrics
+) -> EstimateMetrics:
+    """An antithetic step's metrics: the pairs' mean loss, the `+ε` agents' figures, and the
+    updates and unrolls of both members of every pair."""
+    return EstimateMetrics.of(jnp.mean(0.5 * (lp + lm)), metrics, length, copies=2)
 
 
 def _es_gradient(diff: Float[Array, " n"], directions: PyTree, std: float) -> PyTree:
@@ -288,11 +266,10 @@ class TruncatedES(AbstractStatelessEstimator):
     std: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
-        _check_std(self.std)
+        check_positive("std", self.std)
 
-    def estimate(
-        self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
-    ):
+    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
+        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
         k_eps, k_run = jax.random.split(key)
         n = task.pipeline.n_agents
         eps = _noise(meta_params, k_eps, n, self.std)
@@ -334,7 +311,7 @@ class PES(AbstractEstimator):
     std: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
-        _check_std(self.std)
+        check_positive("std", self.std)
 
     def init(self, meta_params, agents, key):
         zeros = jax.tree.map(
@@ -349,9 +326,8 @@ class PES(AbstractEstimator):
             tree_select(mask, jax.tree.map(jnp.zeros_like, state.accumulated), state.accumulated),
         )
 
-    def estimate(
-        self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
-    ):
+    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
+        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
         k_eps, k_run = jax.random.split(key)
         n = task.pipeline.n_agents
         eps = _noise(meta_params, k_eps, n, self.std)
@@ -386,17 +362,14 @@ class FullES(AbstractStatelessEstimator):
     std: float = eqx.field(static=True, default=0.01)
 
     def __check_init__(self):
-        if not (isinstance(self.lifetime, int) and self.lifetime > 0):
-            raise ValueError(f"lifetime must be a positive int, got {self.lifetime!r}")
-        _check_std(self.std)
+        check_positive_int("lifetime", self.lifetime)
+        check_positive("std", self.std)
 
-    def estimate(
-        self, meta_params, static, task, meta_loss, agents, state, length, max_length, key
-    ):
+    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
+        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
         k_init, k_eps, k_run = jax.random.split(key, 3)
         n = task.pipeline.n_agents
-        optimizer = eqx.combine(meta_params, static)
-        fresh = fresh_agents(task, optimizer, jax.random.split(k_init, n))
+        fresh = task.fresh_agents(optimizer, jax.random.split(k_init, n))
         eps = _noise(meta_params, k_eps, n, self.std)
         lifetime = jnp.asarray(self.lifetime, jnp.int32)
         lp, lm, _, _, metrics = _antithetic(
@@ -413,3 +386,12 @@ class FullES(AbstractStatelessEstimator):
         )
         grad = _es_gradient(lp - lm, eps, self.std)
         return grad, agents, state, _es_metrics(lp, lm, lifetime, metrics)
+
+
+ESTIMATORS: dict[str, type[AbstractEstimator]] = {
+    "tbptt": TruncatedBPTT,
+    "es": TruncatedES,
+    "pes": PES,
+}
+"""The truncated estimators by the name a `MetaTrainConfig` gives them (`FullES` trains whole
+lifetimes instead of the pipeline's agents and is built directly)."""

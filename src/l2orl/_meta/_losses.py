@@ -5,25 +5,30 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
-from .._custom_types import Metrics, PRNGKey
+from .._custom_types import PRNGKey
+from .._learner import AbstractLearner, UpdateMetrics, mean_return
+from .._utils import check_fraction
 
 
 class AbstractMetaLoss(eqx.Module):
     """What an unroll of inner updates is scored by (lower is better).
 
-    `differentiable` says whether the loss carries gradient to the meta-parameters (needed by
-    [`l2orl.TruncatedBPTT`][]); ES estimators work with any loss.
+    Two class attributes tell the trainer what a loss needs: `differentiable`, whether it
+    carries gradient to the meta-parameters (estimators that differentiate need it; ES
+    estimators work with any loss), and `rollouts_per_unroll`, the environment rollouts it
+    takes beyond the unroll's own (counted in the logged env-steps).
     """
 
     differentiable: eqx.AbstractClassVar[bool]
+    rollouts_per_unroll: eqx.AbstractClassVar[int]
 
     @abc.abstractmethod
     def __call__(
         self,
-        learner: Any,
+        learner: AbstractLearner,
         env: Any,
         state: PyTree,
-        unroll: Metrics,
+        unroll: UpdateMetrics,
         active: Bool[Array, " K"],
         key: PRNGKey,
     ) -> tuple[Float[Array, ""], PyTree]:
@@ -41,20 +46,21 @@ class AgentLoss(AbstractMetaLoss):
     """
 
     differentiable = True
+    rollouts_per_unroll = 1
 
     def __call__(self, learner, env, state, unroll, active, key):
         return learner.fresh_loss(env, state, key)
 
 
-def _negative_mean_return(unroll: Metrics, weights: Float[Array, " K"]) -> Float[Array, ""]:
-    episodes = jnp.sum(weights * unroll["episodes"])
-    return -jnp.sum(weights * unroll["return_sum"]) / jnp.maximum(episodes, 1.0)
+def _negative_mean_return(unroll: UpdateMetrics, weights: Float[Array, " K"]) -> Float[Array, ""]:
+    return -mean_return(jnp.sum(weights * unroll.return_sum), jnp.sum(weights * unroll.episodes))
 
 
 class UnrollReturn(AbstractMetaLoss):
     """The negative mean return of the episodes that ended during the unroll (0 if none)."""
 
     differentiable = False
+    rollouts_per_unroll = 0
 
     def __call__(self, learner, env, state, unroll, active, key):
         return _negative_mean_return(unroll, active.astype(jnp.float32)), state
@@ -66,10 +72,10 @@ class LifetimeReturn(AbstractMetaLoss):
 
     final_fraction: float = eqx.field(static=True, default=0.1)
     differentiable = False
+    rollouts_per_unroll = 0
 
     def __check_init__(self):
-        if not 0 < self.final_fraction <= 1:
-            raise ValueError(f"final_fraction must be in (0, 1], got {self.final_fraction!r}")
+        check_fraction("final_fraction", self.final_fraction)
 
     def __call__(self, learner, env, state, unroll, active, key):
         n_active = jnp.sum(active)
@@ -79,3 +85,11 @@ class LifetimeReturn(AbstractMetaLoss):
         )
         weights = (active & (index >= start)).astype(jnp.float32)
         return _negative_mean_return(unroll, weights), state
+
+
+META_LOSSES: dict[str, type[AbstractMetaLoss]] = {
+    "agent": AgentLoss,
+    "unroll_return": UnrollReturn,
+    "lifetime_return": LifetimeReturn,
+}
+"""The meta-losses by the name a `MetaTrainConfig` gives them."""

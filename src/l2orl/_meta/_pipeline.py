@@ -5,8 +5,10 @@ import numpy as np
 from jaxtyping import Array, Bool, Int
 
 from .._custom_types import PRNGKey
+from .._utils import check_positive_int
 
-KINDS = ("staggered", "random", "none")
+PIPELINE_KINDS = ("staggered", "random", "none")
+"""The reset rules a `Pipeline` knows (its `kind`)."""
 
 
 class Pipeline(eqx.Module):
@@ -28,12 +30,12 @@ class Pipeline(eqx.Module):
     kind: str = eqx.field(static=True, default="staggered")
 
     def __check_init__(self):
-        for name in ("n_agents", "reset_interval"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown pipeline kind {self.kind!r}; expected one of {KINDS}")
+        check_positive_int("n_agents", self.n_agents)
+        check_positive_int("reset_interval", self.reset_interval)
+        if self.kind not in PIPELINE_KINDS:
+            raise ValueError(
+                f"unknown pipeline kind {self.kind!r}; expected one of {PIPELINE_KINDS}"
+            )
 
     def offsets(self, key: PRNGKey) -> Int[Array, " n_agents"]:
         """Each agent's reset offset in `[0, M)` (−1 for `"none"`: never)."""

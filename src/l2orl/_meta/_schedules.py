@@ -7,11 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from .._custom_types import PRNGKey
-
-
-def _check_length(name: str, value: int) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+from .._utils import check_positive_int
 
 
 class AbstractTruncationSchedule(eqx.Module):
@@ -28,6 +24,14 @@ class AbstractTruncationSchedule(eqx.Module):
     def sample(self, key: PRNGKey, meta_step: Int[Array, ""]) -> Int[Array, ""]:
         """`K` for this meta-step, an int32 in `[1, max_length]`."""
 
+    @classmethod
+    @abc.abstractmethod
+    def from_range(
+        cls, min_length: int, max_length: int, n_meta_steps: int
+    ) -> "AbstractTruncationSchedule":
+        """The schedule of this kind for `K` in `[min_length, max_length]` over a run of
+        `n_meta_steps` (how a `MetaTrainConfig` builds it)."""
+
 
 class ConstantTruncation(AbstractTruncationSchedule):
     """`K` inner updates every meta-step (Optim4RL: `K = 4`)."""
@@ -35,7 +39,7 @@ class ConstantTruncation(AbstractTruncationSchedule):
     length: int = eqx.field(static=True)
 
     def __check_init__(self):
-        _check_length("length", self.length)
+        check_positive_int("length", self.length)
 
     @property
     def min_length(self) -> int:
@@ -48,6 +52,11 @@ class ConstantTruncation(AbstractTruncationSchedule):
     def sample(self, key: PRNGKey, meta_step: Int[Array, ""]) -> Int[Array, ""]:
         return jnp.asarray(self.length, jnp.int32)
 
+    @classmethod
+    def from_range(cls, min_length: int, max_length: int, n_meta_steps: int):
+        """`K = max_length` always."""
+        return cls(max_length)
+
 
 class LogUniformTruncation(AbstractTruncationSchedule):
     """`K` drawn log-uniformly from `[min_length, max_length]` each meta-step."""
@@ -56,8 +65,8 @@ class LogUniformTruncation(AbstractTruncationSchedule):
     max_length: int = eqx.field(static=True)
 
     def __check_init__(self):
-        _check_length("min_length", self.min_length)
-        _check_length("max_length", self.max_length)
+        check_positive_int("min_length", self.min_length)
+        check_positive_int("max_length", self.max_length)
         if self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} exceeds max_length {self.max_length}")
 
@@ -66,6 +75,10 @@ class LogUniformTruncation(AbstractTruncationSchedule):
             key, (), minval=math.log(self.min_length), maxval=math.log(self.max_length + 1)
         )
         return jnp.clip(jnp.floor(jnp.exp(u)), self.min_length, self.max_length).astype(jnp.int32)
+
+    @classmethod
+    def from_range(cls, min_length: int, max_length: int, n_meta_steps: int):
+        return cls(min_length, max_length)
 
 
 class CurriculumTruncation(AbstractTruncationSchedule):
@@ -77,7 +90,7 @@ class CurriculumTruncation(AbstractTruncationSchedule):
 
     def __check_init__(self):
         for name in ("start", "end", "n_meta_steps"):
-            _check_length(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
 
     @property
     def min_length(self) -> int:
@@ -90,3 +103,16 @@ class CurriculumTruncation(AbstractTruncationSchedule):
     def sample(self, key: PRNGKey, meta_step: Int[Array, ""]) -> Int[Array, ""]:
         fraction = jnp.clip(meta_step / self.n_meta_steps, 0.0, 1.0)
         return jnp.round(self.start + fraction * (self.end - self.start)).astype(jnp.int32)
+
+    @classmethod
+    def from_range(cls, min_length: int, max_length: int, n_meta_steps: int):
+        """From `min_length` to `max_length` over the whole run."""
+        return cls(min_length, max_length, n_meta_steps)
+
+
+SCHEDULES: dict[str, type[AbstractTruncationSchedule]] = {
+    "constant": ConstantTruncation,
+    "log_uniform": LogUniformTruncation,
+    "curriculum": CurriculumTruncation,
+}
+"""The truncation schedules by the name a `MetaTrainConfig` gives them."""

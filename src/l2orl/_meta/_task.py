@@ -7,7 +7,9 @@ import optax
 from jaxtyping import Array, Bool, Int, Key, PyTree
 
 from .._custom_types import PRNGKey
+from .._learner import AbstractLearner
 from .._lopt import AbstractLearnedOptimizer
+from .._utils import check_positive, tree_select
 from ._pipeline import Pipeline
 
 
@@ -18,22 +20,26 @@ class MetaTask(eqx.Module):
     optax.scale(update_scale))` (each part only when set): `grad_clip` is the reference's
     element-wise clip of agent gradients, `update_scale` its per-task step size multiplier.
 
-    **Arguments:** `name`, `learner` (an `l2orl.rl` learner; one agent = one learner state),
-    `env`, `pipeline`, `grad_clip` (None), `update_scale` (1.0).
+    **Arguments:** `name`, `learner` (an [`l2orl.AbstractLearner`][]; one agent = one learner
+    state), `env` (what the learner acts in), `pipeline`, `grad_clip` (None), `update_scale`
+    (1.0).
     """
 
     name: str = eqx.field(static=True)
-    learner: Any
+    learner: AbstractLearner
     env: Any = eqx.field(static=True)
     pipeline: Pipeline
     grad_clip: float | None = eqx.field(static=True, default=None)
     update_scale: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
-        if not self.update_scale > 0:
-            raise ValueError(f"update_scale must be positive, got {self.update_scale!r}")
+        if not isinstance(self.learner, AbstractLearner):
+            raise TypeError(
+                f"task {self.name!r}: learner must be an l2orl.AbstractLearner, got "
+                f"{type(self.learner).__name__}"
+            )
+        check_positive("grad_clip", self.grad_clip, optional=True)
+        check_positive("update_scale", self.update_scale)
 
     def transform(
         self, optimizer: AbstractLearnedOptimizer
@@ -46,9 +52,17 @@ class MetaTask(eqx.Module):
             parts.append(optax.scale(self.update_scale))
         return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
+    def fresh_agents(
+        self, optimizer: AbstractLearnedOptimizer, keys: Key[Array, " n"]
+    ) -> tuple[PyTree, PyTree]:
+        """Newly initialised learner and optimizer states, one per key (leading axis `n`)."""
+        tx = self.transform(optimizer)
+        learner = jax.vmap(self.learner.init, in_axes=(None, 0))(self.env, keys)
+        return learner, jax.vmap(lambda s: tx.init(self.learner.params(s)))(learner)
+
     def env_steps_per_update(self) -> int:
         """Environment steps one agent takes per inner update (one rollout)."""
-        return self.learner.n_envs * self.learner.rollout_length
+        return self.learner.env_steps_per_update()
 
 
 class AgentsState(eqx.Module):
@@ -64,32 +78,6 @@ class AgentsState(eqx.Module):
     age: Int[Array, " n_agents"]
 
 
-def agent_devices(n_agents: int) -> int:
-    """How many local devices a task's `n_agents` are sharded over: all of them when there are
-    several and they divide `n_agents`, else 1."""
-    count = len(jax.local_devices())
-    return count if count > 1 and n_agents % count == 0 else 1
-
-
-def fresh_agents(
-    task: MetaTask, optimizer: AbstractLearnedOptimizer, keys: Key[Array, " n"]
-) -> tuple[PyTree, PyTree]:
-    """Newly initialised learner and optimizer states, one per key."""
-    tx = task.transform(optimizer)
-    learner = jax.vmap(task.learner.init, in_axes=(None, 0))(task.env, keys)
-    return learner, jax.vmap(tx.init)(learner.params)
-
-
-def tree_select(mask: Bool[Array, "..."], on_true: PyTree, on_false: PyTree) -> PyTree:
-    """Per-leaf `where`, broadcasting `mask` over each leaf's trailing axes."""
-
-    def select(a, b):
-        m = jnp.reshape(mask, mask.shape + (1,) * (jnp.ndim(a) - mask.ndim))
-        return jnp.where(m, a, b)
-
-    return jax.tree.map(select, on_true, on_false)
-
-
 def reset_agents(
     task: MetaTask,
     optimizer: AbstractLearnedOptimizer,
@@ -101,8 +89,8 @@ def reset_agents(
     where some agent resets."""
 
     def reset(agents):
-        learner, opt_state = fresh_agents(
-            task, optimizer, jax.random.split(key, task.pipeline.n_agents)
+        learner, opt_state = task.fresh_agents(
+            optimizer, jax.random.split(key, task.pipeline.n_agents)
         )
         return AgentsState(
             tree_select(mask, learner, agents.learner),

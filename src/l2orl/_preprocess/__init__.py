@@ -11,6 +11,7 @@ from ._elementwise import (
     SignLog as SignLog,
     Square as Square,
 )
+from ._find import find_part as find_part
 from ._momentum import Momentum as Momentum
 from ._normalize import RMSNormalize as RMSNormalize
 from ._time import TimeFeatures as TimeFeatures

@@ -146,11 +146,19 @@ class AdafacFeatures(AbstractPreprocessor):
                 new = AdafacState(m, rms, v_row, v_col)
             features = jnp.concatenate(
                 [
-                    m, rms, m * rsqrt_rms, rsqrt_rms, fac_g, row, col,
-                    jax.lax.rsqrt(row + 1e-8), jax.lax.rsqrt(col + 1e-8), fac_m,
+                    m,
+                    rms,
+                    m * rsqrt_rms,
+                    rsqrt_rms,
+                    fac_g,
+                    row,
+                    col,
+                    jax.lax.rsqrt(row + 1e-8),
+                    jax.lax.rsqrt(col + 1e-8),
+                    fac_m,
                 ],
                 axis=-1,
-            )  # fmt: skip
+            )
             return features, new
 
         leaves, treedef = jax.tree.flatten(grads)

@@ -7,29 +7,26 @@ seaborn, pandas, scipy and `matplotlib.pyplot` load on first use); brax loads on
 
 from . import _lazy_plotting  # noqa: F401  (first: imports gymnax without its plotting stack)
 from ._a2c import A2C as A2C
-from ._defaults import default_learner as default_learner
 from ._evaluate import (
+    FINAL_FRACTION as FINAL_FRACTION,
     Evaluation as Evaluation,
     OptimizerResult as OptimizerResult,
     bootstrap_ci as bootstrap_ci,
+    compare as compare,
     evaluate as evaluate,
     final_returns as final_returns,
     iqm as iqm,
 )
 from ._gridworld import LAYOUTS as LAYOUTS, Gridworld as Gridworld
 from ._learner import (
-    AbstractLearner as AbstractLearner,
+    AbstractActorCritic as AbstractActorCritic,
+    EpisodeStats as EpisodeStats,
     LearnerState as LearnerState,
     NetworkSpec as NetworkSpec,
     Trajectory as Trajectory,
 )
 from ._losses import a2c_loss as a2c_loss, ppo_loss as ppo_loss
-from ._make import (
-    BRAX_ENVS as BRAX_ENVS,
-    ConfiguredEnv as ConfiguredEnv,
-    available as available,
-    make as make,
-)
+from ._make import ConfiguredEnv as ConfiguredEnv, make as make
 from ._networks import (
     AbstractTorso as AbstractTorso,
     ActorCritic as ActorCritic,
@@ -43,6 +40,14 @@ from ._policies import (
     TanhGaussian as TanhGaussian,
 )
 from ._ppo import PPO as PPO
+from ._registry import (
+    BRAX_ENVS as BRAX_ENVS,
+    ENV_FAMILIES as ENV_FAMILIES,
+    EnvFamily as EnvFamily,
+    available as available,
+    default_learner as default_learner,
+    env_family as env_family,
+)
 from ._returns import gae as gae, td_lambda as td_lambda
 from ._train import TrainResult as TrainResult, train as train
 

@@ -4,12 +4,14 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from .._custom_types import Metrics, PRNGKey
-from ._learner import AbstractLearner, LearnerState, NetworkSpec, Trajectory, as_float
+from .._learner import UpdateMetrics
+from .._utils import check_positive_int
+from ._learner import AbstractActorCritic, LearnerState, NetworkSpec, Trajectory, as_float
 from ._losses import a2c_loss
 from ._returns import td_lambda
 
 
-class A2C(AbstractLearner):
+class A2C(AbstractActorCritic):
     """Advantage actor-critic, as the Optim4RL reference trains its agents.
 
     Each `step` rolls out `rollout_length` steps in `n_envs` environments, computes TD(λ)
@@ -37,9 +39,7 @@ class A2C(AbstractLearner):
 
     def __check_init__(self):
         for name in ("n_envs", "rollout_length"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
 
     def loss(
         self, network, state: LearnerState, trajectory: Trajectory, key: PRNGKey
@@ -53,9 +53,14 @@ class A2C(AbstractLearner):
         done = trajectory.terminated | trajectory.truncated
         terminal = trajectory.terminated if self.bootstrap_truncation else done
         targets = td_lambda(
-            self.reward_scale * trajectory.rewards, jax.lax.stop_gradient(values), next_values,
-            terminal, done, self.gamma, self.lam,
-        )  # fmt: skip
+            self.reward_scale * trajectory.rewards,
+            jax.lax.stop_gradient(values),
+            next_values,
+            terminal,
+            done,
+            self.gamma,
+            self.lam,
+        )
         log_probs = jax.vmap(jax.vmap(network.policy.log_prob))(dist, trajectory.actions)
         keys = jax.random.split(key, dist.shape[:2])
         entropies = jax.vmap(jax.vmap(network.policy.entropy))(dist, keys)
@@ -73,12 +78,12 @@ class A2C(AbstractLearner):
         tx: optax.GradientTransformation,
         opt_state: PyTree,
         key: PRNGKey,
-    ) -> tuple[LearnerState, PyTree, Metrics]:
+    ) -> tuple[LearnerState, PyTree, UpdateMetrics]:
         k_roll, k_loss = jax.random.split(key)
-        state, trajectory, metrics = self.rollout(env, state, k_roll)
+        state, trajectory, episodes = self.rollout(env, state, k_roll)
         state = self.update_statistics(state, trajectory)
         (loss, loss_metrics), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(
             state.network, state, trajectory, k_loss
         )
         state, opt_state = self.apply_update(state, grads, tx, opt_state)
-        return state, opt_state, {**metrics, **loss_metrics, "loss": loss}
+        return state, opt_state, episodes.with_loss(loss, loss_metrics)

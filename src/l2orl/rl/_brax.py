@@ -16,6 +16,8 @@ from flax import struct
 from gymnax.environments import environment, spaces
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._utils import check_positive_int, tree_select
+
 BACKENDS = ("generalized", "mjx", "positional", "spring")
 """The physics backends a brax `PipelineEnv` accepts."""
 
@@ -74,11 +76,6 @@ def _copy(tree: Any) -> Any:
     return jax.tree.map(lambda x: x, tree)
 
 
-def _where(cond: Bool[Array, ""], on_true: Any, on_false: Any) -> Any:
-    """Leafwise `jnp.where(cond, on_true, on_false)` over two pytrees of one structure."""
-    return jax.tree.map(lambda x, y: jnp.where(cond, x, y), on_true, on_false)
-
-
 class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
     """A brax environment with gymnax 1.0's API: `reset`, `step` (auto-reset), spaces.
 
@@ -100,10 +97,9 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
       environment replays one initial state and the batch gives as many initial states as it
       has environments; `step` ignores `key`. With `fresh_reset=True`, `step` instead draws a
       new initial state from `key` when an episode ends, as gymnax envs do. Under `vmap` the
-      `lax.cond` becomes a select that runs `reset` on every step: on CPU, at 64 environments,
-      that measured 10–20% fewer env-steps/s (inverted_pendulum, hopper on `spring`) and up to
-      a few seconds more compile. The default mode runs no reset in `step` and matched raw
-      brax's throughput. Neither mode runs gymnax's reset-every-step base `step`.
+      `lax.cond` becomes a select that runs `reset` on every step, which costs throughput and
+      compile time (figures in the docs' environments page). The default mode runs no reset
+      in `step`. Neither mode runs gymnax's reset-every-step base `step`.
     - Every leaf of the state keeps one dtype, with no weak types, so a `lax.scan` carry is
       stable. As in gymnax, observations and states are detached (`stop_gradient`) unless
       `with_transition_gradients()` is used; the reward is not.
@@ -143,9 +139,8 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
             raise ValueError(f"unknown brax environment {name!r}; known: {known}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown brax backend {backend!r}; known: {list(BACKENDS)}")
-        for arg, value in [("episode_length", episode_length), ("action_repeat", action_repeat)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+        check_positive_int("episode_length", episode_length)
+        check_positive_int("action_repeat", action_repeat)
         self.brax_name = name
         self.backend = backend
         self.episode_length = episode_length
@@ -240,7 +235,7 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
             s, reward, terminated = carry
             new = one(s)
             reward = reward + jnp.where(terminated, 0.0, new.reward.astype(jnp.float32))
-            s = _where(terminated, s, new)
+            s = tree_select(terminated, s, new)
             return (s, reward, terminated | (s.done != 0)), None
 
         init = (brax_state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.bool_))
@@ -305,7 +300,7 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
                 done, lambda: _cast_like(self.brax_env.reset(key), current), lambda: current
             )
         else:
-            brax_state = _where(done, state.initial_state, current)
+            brax_state = tree_select(done, state.initial_state, current)
         state = state_st.replace(
             time=jnp.where(done, jnp.int32(0), state_st.time), brax_state=brax_state
         )

@@ -11,8 +11,9 @@ import jax
 import numpy as np
 import optax
 
+from .._learner import AbstractLearner
 from .._lopt import AbstractLearnedOptimizer
-from ._learner import AbstractLearner
+from .._utils import check_fraction, check_positive_int
 from ._train import train
 
 
@@ -98,17 +99,23 @@ class Evaluation:
         """Write every curve and statistic to `path` as JSON (NaN as null)."""
         clean = lambda a: [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]  # noqa: E731
         data = {
-            "env": self.env, "seeds": self.seeds, "final_fraction": self.final_fraction,
+            "env": self.env,
+            "seeds": self.seeds,
+            "final_fraction": self.final_fraction,
             "env_steps": self.env_steps.tolist(),
             "results": {
                 name: {
-                    "final": clean(r.final), "mean": r.mean, "mean_ci": list(r.mean_ci),
-                    "iqm": r.iqm, "iqm_ci": list(r.iqm_ci), "seconds": r.seconds,
+                    "final": clean(r.final),
+                    "mean": r.mean,
+                    "mean_ci": list(r.mean_ci),
+                    "iqm": r.iqm,
+                    "iqm_ci": list(r.iqm_ci),
+                    "seconds": r.seconds,
                     "curves": [clean(c) for c in r.curves],
                 }
                 for name, r in self.results.items()
             },
-        }  # fmt: skip
+        }
         path = Path(path)
         path.write_text(json.dumps(data))
         return path
@@ -154,8 +161,7 @@ def _smooth(curve: np.ndarray, window: int) -> np.ndarray:
 
 def final_returns(curves: np.ndarray, final_fraction: float) -> np.ndarray:
     """Each run's mean training return over its last `final_fraction` of updates (NaN-aware)."""
-    if not 0 < final_fraction <= 1:
-        raise ValueError(f"final_fraction must be in (0, 1], got {final_fraction!r}")
+    check_fraction("final_fraction", final_fraction)
     n = max(1, round(curves.shape[-1] * final_fraction))
     tail = curves[..., -n:]
     if np.any(np.all(~np.isfinite(tail), axis=-1)):
@@ -180,8 +186,7 @@ def evaluate(
     """
     if not optimizers:
         raise ValueError("evaluate needs at least one optimizer")
-    if not (isinstance(seeds, int) and seeds > 0):
-        raise ValueError(f"seeds must be a positive int, got {seeds!r}")
+    check_positive_int("seeds", seeds)
     keys = jax.random.split(jax.random.key(key), seeds)
     results, env_steps = {}, None
     for name, tx in optimizers.items():
@@ -194,9 +199,66 @@ def evaluate(
         env_steps = np.asarray(run.env_steps)
         final = final_returns(curves, final_fraction)
         results[name] = OptimizerResult(
-            name, curves, final, float(np.mean(final)), bootstrap_ci(final),
-            iqm(final), bootstrap_ci(final, iqm), seconds,
-        )  # fmt: skip
+            name,
+            curves,
+            final,
+            float(np.mean(final)),
+            bootstrap_ci(final),
+            iqm(final),
+            bootstrap_ci(final, iqm),
+            seconds,
+        )
     return Evaluation(
         results, env_steps, getattr(env, "name", type(env).__name__), seeds, final_fraction
+    )
+
+
+FINAL_FRACTION = 0.05
+"""The evaluation protocol's score: each run's mean return over its last 5 % of updates."""
+
+
+def compare(
+    optimizers: Mapping[str, optax.GradientTransformation | AbstractLearnedOptimizer],
+    env_name: str,
+    n_updates: int,
+    *,
+    lr: float = 1e-3,
+    baselines: tuple[str, ...] = ("adam", "rmsprop"),
+    clip: optax.GradientTransformation | None = None,
+    learner: AbstractLearner | None = None,
+    env=None,
+    seeds: int = 3,
+    key: int = 0,
+    final_fraction: float = FINAL_FRACTION,
+) -> Evaluation:
+    """The library's comparison protocol: `optimizers` against hand-designed baselines, every
+    one on the same seeds, all behind the same gradient `clip` (an optax transform chained in
+    front, as in meta-training), scored by [`l2orl.rl.FINAL_FRACTION`][].
+
+    **Arguments:** `optimizers` by name, `env_name` (with `env` and `learner` defaulting to
+    `make(env_name)` and `default_learner(env_name)`), `n_updates` per run, `lr` (the
+    baselines' learning rate), `baselines` (optax optimizer names, each a row `"<name> <lr>"`),
+    `clip`, `seeds`, `key` (the seeds' root), `final_fraction`.
+    """
+    from ._make import make
+    from ._registry import default_learner
+
+    rows = {
+        name: tx.as_optax() if isinstance(tx, AbstractLearnedOptimizer) else tx
+        for name, tx in optimizers.items()
+    }
+    for name in baselines:
+        if not callable(getattr(optax, name, None)):
+            raise ValueError(f"unknown baseline {name!r}: expected an optax optimizer's name")
+        rows[f"{name} {lr:g}"] = getattr(optax, name)(lr)
+    if clip is not None:
+        rows = {name: optax.chain(clip, tx) for name, tx in rows.items()}
+    return evaluate(
+        rows,
+        default_learner(env_name) if learner is None else learner,
+        make(env_name) if env is None else env,
+        n_updates,
+        seeds=seeds,
+        key=key,
+        final_fraction=final_fraction,
     )

@@ -2,7 +2,7 @@
 
 `l2orl.rl` imports this module first. gymnax's catch and pong modules import
 `matplotlib.pyplot` and seaborn (with it pandas and scipy) only to render; deferring them saves
-≈ 0.11 GB of memory per process (`benchmarks/RESULTS.md`).
+memory in every process that never renders.
 """
 
 import importlib

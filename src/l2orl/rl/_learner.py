@@ -8,7 +8,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
-from .._custom_types import Metrics, PRNGKey
+from .._custom_types import Metrics, Params, PRNGKey
+from .._learner import AbstractLearner, UpdateMetrics
 from ._networks import ActorCritic, ConvTorso, MLPTorso
 from ._normalize import RunningMeanStd
 from ._policies import AbstractPolicyHead, Categorical, TanhGaussian
@@ -112,11 +113,28 @@ class Trajectory(eqx.Module):
     values: Float[Array, "*steps"]
 
 
-class AbstractLearner(eqx.Module):
-    """An RL algorithm whose updates go through an injected optax transform.
+class EpisodeStats(eqx.Module):
+    """The episodes that ended during a rollout: their summed returns and lengths, and how
+    many there were (float32 scalars)."""
+
+    return_sum: Float[Array, ""]
+    length_sum: Float[Array, ""]
+    episodes: Float[Array, ""]
+
+    def with_loss(self, loss: Float[Array, ""], extra: Metrics) -> UpdateMetrics:
+        """An update's metrics: these episodes, the update's `loss` and `extra` metrics."""
+        return UpdateMetrics(
+            loss, self.return_sum, self.episodes, {"length_sum": self.length_sum, **extra}
+        )
+
+
+class AbstractActorCritic(AbstractLearner):
+    """An actor-critic RL algorithm on a gymnax-API environment: the shared rollout,
+    observation normalisation and update of [`l2orl.rl.A2C`][] and [`l2orl.rl.PPO`][].
 
     Subclasses hold hyperparameters (scan lengths static ints, floats as traced arrays) and
-    implement `step`: one rollout and one update (or, for PPO, several minibatch updates).
+    implement `step`: one rollout and one update (or, for PPO, several minibatch updates), and
+    `trajectory_loss`.
     """
 
     n_envs: eqx.AbstractVar[int]
@@ -132,8 +150,8 @@ class AbstractLearner(eqx.Module):
         tx: optax.GradientTransformation,
         opt_state: PyTree,
         key: PRNGKey,
-    ) -> tuple[LearnerState, PyTree, Metrics]:
-        """One rollout and update. **Returns:** `(state, opt_state, metrics)` (scalars)."""
+    ) -> tuple[LearnerState, PyTree, UpdateMetrics]:
+        """One rollout and update. **Returns:** `(state, opt_state, metrics)`."""
 
     @abc.abstractmethod
     def trajectory_loss(
@@ -152,6 +170,12 @@ class AbstractLearner(eqx.Module):
         k_roll, k_loss = jax.random.split(key)
         state, trajectory, _ = self.rollout(env, state, k_roll)
         return self.trajectory_loss(state.network, state, trajectory, k_loss), state
+
+    def params(self, state: LearnerState) -> Params:
+        return state.params
+
+    def env_steps_per_update(self) -> int:
+        return self.n_envs * self.rollout_length
 
     def init(self, env, key: PRNGKey) -> LearnerState:
         """A fresh agent: new network parameters, `n_envs` reset environments, zero statistics."""
@@ -178,11 +202,11 @@ class AbstractLearner(eqx.Module):
 
     def rollout(
         self, env, state: LearnerState, key: PRNGKey
-    ) -> tuple[LearnerState, Trajectory, Metrics]:
+    ) -> tuple[LearnerState, Trajectory, EpisodeStats]:
         """Act for `rollout_length` steps in every environment with the current policy.
 
-        **Returns:** the advanced state, the `Trajectory` and episode metrics: the sum and count of
-        the returns (and lengths) of episodes that ended during the rollout.
+        **Returns:** the advanced state, the `Trajectory` and the `EpisodeStats` of the
+        episodes that ended during the rollout.
         """
         params = env.default_params
         network = state.network
@@ -203,11 +227,21 @@ class AbstractLearner(eqx.Module):
             ep_return, ep_length = ep_return + reward, ep_length + 1
             ended = (jnp.where(done, ep_return, 0.0), jnp.where(done, ep_length, 0), done)
             transition = Trajectory(
-                obs, actions, reward, terminated, truncated,
-                info["final_observation"].astype(jnp.float32), log_probs, value,
-            )  # fmt: skip
-            carry = (env_state, next_obs.astype(jnp.float32),
-                     jnp.where(done, 0.0, ep_return), jnp.where(done, 0, ep_length))  # fmt: skip
+                obs,
+                actions,
+                reward,
+                terminated,
+                truncated,
+                info["final_observation"].astype(jnp.float32),
+                log_probs,
+                value,
+            )
+            carry = (
+                env_state,
+                next_obs.astype(jnp.float32),
+                jnp.where(done, 0.0, ep_return),
+                jnp.where(done, 0, ep_length),
+            )
             return carry, (transition, ended)
 
         carry = (state.env_state, state.obs, state.episode_return, state.episode_length)
@@ -227,12 +261,12 @@ class AbstractLearner(eqx.Module):
                 state.env_steps + self.rollout_length * self.n_envs,
             ),
         )
-        metrics = {
-            "return_sum": jnp.sum(returns),
-            "length_sum": jnp.sum(lengths).astype(jnp.float32),
-            "episodes": jnp.sum(done).astype(jnp.float32),
-        }
-        return state, trajectory, metrics
+        stats = EpisodeStats(
+            jnp.sum(returns),
+            jnp.sum(lengths).astype(jnp.float32),
+            jnp.sum(done).astype(jnp.float32),
+        )
+        return state, trajectory, stats
 
     def update_statistics(self, state: LearnerState, trajectory: Trajectory) -> LearnerState:
         """Fold the rollout's observations into the normalisation statistics, if enabled."""

@@ -1,14 +1,7 @@
-import gymnax
 from gymnax.environments.environment import Environment
 
-from ._gridworld import LAYOUTS, Gridworld
-
-_CATCH = "Catch"
-BRAX_ENVS = (
-    "ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup",
-    "inverted_double_pendulum", "inverted_pendulum", "pusher", "reacher", "swimmer", "walker2d",
-)  # fmt: skip
-"""brax 0.14's environments (a test checks this against brax's registry)."""
+from .._utils import check_positive_int
+from ._registry import env_family
 
 
 class ConfiguredEnv(Environment):
@@ -46,11 +39,6 @@ class ConfiguredEnv(Environment):
         return self.env.observation_space(self.params if params is None else params)
 
 
-def available() -> list[str]:
-    """Every name `make` accepts (brax envs as `"brax:<name>"`, listed without importing brax)."""
-    return [*LAYOUTS, _CATCH, *gymnax.registered_envs, *(f"brax:{n}" for n in BRAX_ENVS)]
-
-
 def make(name: str, *, episode_length: int | None = None, **kwargs) -> Environment:
     """An environment with gymnax 1.0's API, by name.
 
@@ -67,22 +55,13 @@ def make(name: str, *, episode_length: int | None = None, **kwargs) -> Environme
     **Raises:** `ValueError` naming the available envs for an unknown name, or for a
     non-positive `episode_length`.
     """
-    if episode_length is not None and not (isinstance(episode_length, int) and episode_length > 0):
-        raise ValueError(f"episode_length must be a positive int, got {episode_length!r}")
-    if name.startswith("brax:"):
-        from ._brax import BraxEnv
-
+    check_positive_int("episode_length", episode_length, optional=True)
+    family = env_family(name)
+    if "episode_length" in family.options:  # the family applies its own time limit
         if episode_length is not None:
             kwargs["episode_length"] = episode_length
-        return BraxEnv(name.removeprefix("brax:"), **kwargs)
-    if name in LAYOUTS:
-        env = Gridworld(name, **kwargs)
-    elif name == _CATCH:
-        env, _ = gymnax.make("Catch-bsuite", **kwargs)
-    elif name in gymnax.registered_envs:
-        env, _ = gymnax.make(name, **kwargs)
-    else:
-        raise ValueError(f"unknown environment {name!r}; available: {', '.join(available())}")
+        return family.make(name, **kwargs)
+    env = family.make(name, **kwargs)
     if episode_length is None:
         return env
     return ConfiguredEnv(env, env.default_params.replace(max_steps_in_episode=episode_length))

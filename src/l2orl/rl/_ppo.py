@@ -5,7 +5,9 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from .._custom_types import Metrics, PRNGKey
-from ._learner import AbstractLearner, LearnerState, NetworkSpec, Trajectory, as_float
+from .._learner import UpdateMetrics
+from .._utils import check_positive_int
+from ._learner import AbstractActorCritic, LearnerState, NetworkSpec, Trajectory, as_float
 from ._losses import ppo_loss
 from ._returns import gae
 
@@ -19,7 +21,7 @@ class _Batch(eqx.Module):
     targets: Float[Array, " b"]
 
 
-class PPO(AbstractLearner):
+class PPO(AbstractActorCritic):
     """Proximal policy optimisation with GAE, minibatches and epochs.
 
     Each `step` rolls out `rollout_length` steps in `n_envs` environments (updating the
@@ -54,9 +56,7 @@ class PPO(AbstractLearner):
 
     def __check_init__(self):
         for name in ("n_envs", "rollout_length", "n_epochs", "n_minibatches"):
-            value = getattr(self, name)
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         if (self.n_envs * self.rollout_length) % self.n_minibatches:
             raise ValueError(
                 f"n_envs·rollout_length = {self.n_envs * self.rollout_length} transitions do not "
@@ -71,10 +71,19 @@ class PPO(AbstractLearner):
         log_probs = jax.vmap(network.policy.log_prob)(dist, batch.actions)
         entropies = jax.vmap(network.policy.entropy)(dist, jax.random.split(key, dist.shape[0]))
         return ppo_loss(
-            log_probs, batch.log_probs, batch.advantages, values, batch.values, batch.targets,
-            entropies, self.clip_eps, self.value_coef, self.entropy_coef,
-            self.normalize_advantages, self.value_clip_eps,
-        )  # fmt: skip
+            log_probs,
+            batch.log_probs,
+            batch.advantages,
+            values,
+            batch.values,
+            batch.targets,
+            entropies,
+            self.clip_eps,
+            self.value_coef,
+            self.entropy_coef,
+            self.normalize_advantages,
+            self.value_clip_eps,
+        )
 
     def _batch(self, state: LearnerState, trajectory: Trajectory) -> _Batch:
         next_values = jax.vmap(jax.vmap(state.network.value))(
@@ -83,14 +92,23 @@ class PPO(AbstractLearner):
         done = trajectory.terminated | trajectory.truncated
         terminal = trajectory.terminated if self.bootstrap_truncation else done
         advantages = gae(
-            self.reward_scale * trajectory.rewards, trajectory.values, next_values,
-            terminal, done, self.gamma, self.lam,
-        )  # fmt: skip
+            self.reward_scale * trajectory.rewards,
+            trajectory.values,
+            next_values,
+            terminal,
+            done,
+            self.gamma,
+            self.lam,
+        )
         flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731
         return _Batch(
-            flat(trajectory.obs), flat(trajectory.actions), flat(trajectory.log_probs),
-            flat(trajectory.values), flat(advantages), flat(advantages + trajectory.values),
-        )  # fmt: skip
+            flat(trajectory.obs),
+            flat(trajectory.actions),
+            flat(trajectory.log_probs),
+            flat(trajectory.values),
+            flat(advantages),
+            flat(advantages + trajectory.values),
+        )
 
     def trajectory_loss(
         self, network, state: LearnerState, trajectory: Trajectory, key: PRNGKey
@@ -104,9 +122,9 @@ class PPO(AbstractLearner):
         tx: optax.GradientTransformation,
         opt_state: PyTree,
         key: PRNGKey,
-    ) -> tuple[LearnerState, PyTree, Metrics]:
+    ) -> tuple[LearnerState, PyTree, UpdateMetrics]:
         k_roll, k_epochs = jax.random.split(key)
-        state, trajectory, metrics = self.rollout(env, state, k_roll)
+        state, trajectory, episodes = self.rollout(env, state, k_roll)
         batch = self._batch(state, trajectory)  # values bootstrapped with the acting statistics
         state = self.update_statistics(state, trajectory)
         size = batch.log_probs.shape[0] // self.n_minibatches
@@ -132,4 +150,5 @@ class PPO(AbstractLearner):
         (state, opt_state), loss_metrics = jax.lax.scan(
             epoch, (state, opt_state), jax.random.split(k_epochs, self.n_epochs)
         )
-        return state, opt_state, {**metrics, **jax.tree.map(jnp.mean, loss_metrics)}
+        loss_metrics = jax.tree.map(jnp.mean, loss_metrics)
+        return state, opt_state, episodes.with_loss(loss_metrics.pop("loss"), loss_metrics)

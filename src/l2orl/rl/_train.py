@@ -2,10 +2,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, PyTree
 
 from .._custom_types import PRNGKey
-from ._learner import AbstractLearner, LearnerState
+from .._learner import AbstractLearner, mean_return
+from .._utils import check_positive_int
 
 
 class TrainResult(eqx.Module):
@@ -21,7 +22,7 @@ class TrainResult(eqx.Module):
     episodes: Float[Array, "seeds updates"]
     env_steps: Int[Array, " updates"]
     metrics: dict[str, Float[Array, "seeds updates"]]
-    final_state: LearnerState
+    final_state: PyTree
 
 
 def train(
@@ -37,8 +38,7 @@ def train(
     [`l2orl.rl.make`][]), `tx` (any optax transform, learned optimizers included), `keys` (a
     batch of PRNG keys, one per seed), `n_updates` (positive int).
     """
-    if not (isinstance(n_updates, int) and n_updates > 0):
-        raise ValueError(f"n_updates must be a positive int, got {n_updates!r}")
+    check_positive_int("n_updates", n_updates)
     if jnp.ndim(keys) == 0 or (
         not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) and keys.ndim < 2
     ):
@@ -51,7 +51,7 @@ def _train(learner, env, tx, keys, n_updates):
     def one_seed(key):
         k_init, k_run = jax.random.split(key)
         state = learner.init(env, k_init)
-        opt_state = tx.init(state.params)
+        opt_state = tx.init(learner.params(state))
 
         def update(carry, key):
             state, opt_state = carry
@@ -64,8 +64,9 @@ def _train(learner, env, tx, keys, n_updates):
         return state, metrics
 
     final_state, metrics = jax.vmap(one_seed)(keys)
-    episodes = metrics.pop("episodes")
-    returns = jnp.where(episodes > 0, metrics["return_sum"] / jnp.maximum(episodes, 1.0), jnp.nan)
-    steps_per_update = learner.n_envs * learner.rollout_length
-    env_steps = steps_per_update * jnp.arange(1, n_updates + 1, dtype=jnp.int32)
-    return TrainResult(returns, episodes, env_steps, metrics, final_state)
+    returns = jnp.where(
+        metrics.episodes > 0, mean_return(metrics.return_sum, metrics.episodes), jnp.nan
+    )
+    env_steps = learner.env_steps_per_update() * jnp.arange(1, n_updates + 1, dtype=jnp.int32)
+    named = {k: v for k, v in metrics.as_dict().items() if k != "episodes"}
+    return TrainResult(returns, metrics.episodes, env_steps, named, final_state)

@@ -1,0 +1,81 @@
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from ._custom_types import Params, PRNGKey
+
+
+class UpdateMetrics(eqx.Module):
+    """What a learner reports about one update: scalars for one agent (a scan over updates
+    stacks them, a vmap over agents adds a leading axis).
+
+    **Attributes:** `loss` (the learner's loss on the update's data), `return_sum` and
+    `episodes` (the summed returns and the number of the episodes that ended during the
+    update), `extra` (any other named scalars: entropies, KL, episode lengths, …).
+    """
+
+    loss: Float[Array, "*batch"]
+    return_sum: Float[Array, "*batch"]
+    episodes: Float[Array, "*batch"]
+    extra: dict[str, Float[Array, "*batch"]] = eqx.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Float[Array, "*batch"]]:
+        """Every metric by name (`loss`, `return_sum`, `episodes` and `extra`'s)."""
+        return {
+            "loss": self.loss,
+            "return_sum": self.return_sum,
+            "episodes": self.episodes,
+            **self.extra,
+        }
+
+
+def mean_return(
+    return_sum: Float[Array, "*batch"], episodes: Float[Array, "*batch"]
+) -> Float[Array, "*batch"]:
+    """The mean return of `episodes` episodes whose returns sum to `return_sum` (0 if none)."""
+    return return_sum / jnp.maximum(episodes, 1.0)
+
+
+class AbstractLearner(eqx.Module):
+    """The inner learner meta-training trains: any algorithm whose updates go through an
+    injected optax transform, so that the same code trains with Adam or a learned optimizer.
+
+    An agent is a learner state (a pytree); `step` is one update. The RL actor-critics
+    ([`l2orl.rl.A2C`][], [`l2orl.rl.PPO`][]) subclass
+    [`l2orl.rl.AbstractActorCritic`][]; any other learner (a supervised task, a toy problem)
+    subclasses this directly. `env` is whatever the learner acts in (a gymnax `Environment`
+    for the actor-critics; `None` for a learner without one).
+    """
+
+    @abc.abstractmethod
+    def init(self, env: Any, key: PRNGKey) -> PyTree:
+        """A fresh agent's state."""
+
+    @abc.abstractmethod
+    def params(self, state: PyTree) -> Params:
+        """The trainable parameters of `state`: what the optax transform sees."""
+
+    @abc.abstractmethod
+    def step(
+        self,
+        env: Any,
+        state: PyTree,
+        tx: optax.GradientTransformation,
+        opt_state: PyTree,
+        key: PRNGKey,
+    ) -> tuple[PyTree, PyTree, UpdateMetrics]:
+        """One update through `tx`. **Returns:** `(state, opt_state, metrics)`."""
+
+    @abc.abstractmethod
+    def fresh_loss(self, env: Any, state: PyTree, key: PRNGKey) -> tuple[Float[Array, ""], PyTree]:
+        """The learner's loss of `state`'s parameters on fresh data, differentiable in them
+        (Optim4RL's meta-loss). **Returns:** `(loss, state)`, the state advanced by whatever
+        collecting the data changes (environments, statistics), the parameters unchanged."""
+
+    @abc.abstractmethod
+    def env_steps_per_update(self) -> int:
+        """Environment steps one `step` (or one `fresh_loss`) takes."""

@@ -1,0 +1,113 @@
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import l2orl
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "pretrain_gridworld.json"
+
+
+def test_defaults_are_the_reference_catch_recipe():
+    config = l2orl.MetaTrainConfig()
+    trainer = config.trainer()
+    assert [t.name for t in trainer.tasks] == ["Catch"]
+    assert trainer.tasks[0].pipeline == l2orl.Pipeline(64, 32, "staggered")
+    assert trainer.tasks[0].learner.n_envs == 1  # single-env agents
+    assert trainer.estimator == l2orl.TruncatedBPTT()
+    assert trainer.meta_loss == l2orl.AgentLoss()
+    assert trainer.schedule == l2orl.ConstantTruncation(4)
+    assert trainer.optimizer.n_meta_parameters == 514
+    assert config.compiler_options() is None
+
+
+def test_json_round_trip_reads_the_shipped_recipe(tmp_path):
+    config = l2orl.MetaTrainConfig.from_json(EXAMPLE_CONFIG)
+    assert len(config.env) == 6 and config.task_normalize == 0.5
+    data = config.to_json()
+    assert data["env"] == json.loads(EXAMPLE_CONFIG.read_text())["env"]  # lists, as read
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(data))
+    assert l2orl.MetaTrainConfig.from_json(path) == config
+    assert set(config.run_settings()) == set(data) - {"out", "eval_seeds", "eval_updates"}
+    trainer = config.trainer()
+    assert [t.env.reward_scale for t in trainer.tasks][:2] == [1000.0, 100.0]
+    assert [t.update_scale for t in trainer.tasks] == [1.0, 3.0, 3.0, 3.0, 1.0, 3.0]
+    assert all(t.grad_clip == 1.0 for t in trainer.tasks) and trainer.task_normalize == 0.5
+
+
+@pytest.mark.parametrize("name", sorted(l2orl.ESTIMATORS))
+def test_every_estimator_name_builds_its_estimator(name):
+    loss = "agent" if l2orl.ESTIMATORS[name].needs_differentiable_loss else "unroll_return"
+    trainer = l2orl.MetaTrainConfig(estimator=name, meta_loss=loss, agents=4).trainer()
+    assert type(trainer.estimator) is l2orl.ESTIMATORS[name]
+    assert type(trainer.meta_loss) is l2orl.META_LOSSES[loss]
+
+
+def test_every_schedule_pipeline_and_preset_name_builds_its_part():
+    for schedule in l2orl.SCHEDULES:
+        config = l2orl.MetaTrainConfig(schedule=schedule, min_unroll=2, unroll=5)
+        built = config.make_schedule()
+        assert type(built) is l2orl.SCHEDULES[schedule] and built.max_length == 5
+    for kind in l2orl.PIPELINE_KINDS:
+        assert l2orl.MetaTrainConfig(pipeline=kind).make_tasks()[0].pipeline.kind == kind
+    for preset, make in l2orl.PRESETS.items():
+        optimizer = l2orl.MetaTrainConfig(optimizer=preset, step_size=0.5).make_optimizer()
+        assert optimizer == make(step_size=0.5) and optimizer.step_size == 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"env": ["Catchy"]}, "unknown environment 'Catchy'; available"),
+        ({"env": []}, "env must be a non-empty list"),
+        ({"unroll": 0}, "unroll must be a positive int, got 0"),
+        ({"agents": True}, "agents must be a positive int, got True"),
+        ({"meta_lr": -1.0}, "meta_lr must be a positive finite number, got -1.0"),
+        ({"meta_clip": 0}, "meta_clip must be a positive finite number or None, got 0"),
+        ({"low_memory": "yes"}, "low_memory must be true or false, got 'yes'"),
+        ({"optimizer": "Adam"}, "unknown optimizer 'Adam'; expected one of"),
+        ({"estimator": "bptt"}, "unknown estimator 'bptt'"),
+        ({"meta_loss": "return"}, "unknown meta_loss 'return'"),
+        ({"schedule": "linear"}, "unknown schedule 'linear'"),
+        ({"pipeline": "stagger"}, "unknown pipeline kind 'stagger'"),
+        ({"agents_per_chunk": 12}, r"agents_per_chunk must divide agents \(64\), got 12"),
+        (
+            {"agents_per_chunk": 8, "estimator": "es"},
+            "agents_per_chunk is an option of another estimator, not 'es'",
+        ),
+        ({"meta_loss": "unroll_return"}, "estimator 'tbptt' needs a differentiable meta-loss"),
+        ({"min_unroll": 5}, "min_unroll 5 exceeds unroll 4"),
+        ({"reward_scale": [10]}, "only for the gridworlds; 'Catch' takes none"),
+        (
+            {"env": ["small_dense_short"], "reward_scale": [1, 2]},
+            "reward_scale must be null or a list of 1 positive numbers",
+        ),
+        ({"seed": 1.5}, "seed must be an int, got 1.5"),
+    ],
+)
+def test_bad_values_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        l2orl.MetaTrainConfig(**changes)
+
+
+def test_from_json_errors_name_the_file_and_keys(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"agentz": 3}))
+    with pytest.raises(ValueError, match=r"unknown keys \['agentz'\]; valid keys: \['agent_clip'"):
+        l2orl.MetaTrainConfig.from_json(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=r"bad\.json is not valid JSON"):
+        l2orl.MetaTrainConfig.from_json(path)
+    with pytest.raises(ValueError, match="no config file at"):
+        l2orl.MetaTrainConfig.from_json(tmp_path / "missing.json")
+
+
+def test_configs_are_frozen_and_replace_checks_again():
+    config = l2orl.MetaTrainConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.agents = 3
+    assert config.replace(agents=8).agents == 8
+    with pytest.raises(ValueError, match="agents must be a positive int"):
+        config.replace(agents=0)

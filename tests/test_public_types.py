@@ -1,0 +1,183 @@
+"""The public state and result types, and the small public helpers: what each holds, that
+every state survives a checkpoint, and the errors they raise."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import l2orl
+import l2orl.rl as rl
+from helpers import KEY, SMALL_NET, grads_like, params_tree, toy_optimizer, toy_task
+
+
+def _round_trip(tree, tmp_path):
+    path = l2orl.save_tree(tmp_path / "state.l2o", tree)
+    return l2orl.load_tree(path, like=tree)
+
+
+def _optimizer_states():
+    params = params_tree()
+    star = l2orl.star()
+    star_state = star.init(params)
+    _, adafactor_state = l2orl.find_part(
+        star.branch.preprocessor, l2orl.AdafacFeatures, star_state.preprocessor
+    )
+    return [
+        (l2orl.MomentRatioState, l2orl.optim4rl().init(params)),
+        (l2orl.BranchState, l2orl.l2lgd2().init(params)),
+        (l2orl.AdafacState, adafactor_state["w"]),  # one per parameter leaf
+    ]
+
+
+@pytest.mark.parametrize(("cls", "state"), _optimizer_states(), ids=lambda x: str(x)[:20])
+def test_optimizer_states_survive_a_checkpoint(cls, state, tmp_path):
+    assert type(state) is cls
+    restored = _round_trip(state, tmp_path)
+    assert type(restored) is cls and eqx.tree_equal(restored, state)
+
+
+def test_meta_states_survive_a_checkpoint(tmp_path):
+    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2),), estimator=l2orl.PES())
+    state = trainer.init(KEY)
+    assert type(state) is l2orl.MetaState and type(state.agents[0]) is l2orl.AgentsState
+    assert type(state.estimator_states[0]) is l2orl.PESState
+    restored = _round_trip(state, tmp_path)
+    assert eqx.tree_equal(restored, state)
+    np.testing.assert_array_equal(state.agents[0].age, [0, 0])
+
+
+def test_estimate_metrics_log_the_mean_return():
+    metrics = l2orl.EstimateMetrics(
+        meta_loss=jnp.float32(0.5),
+        return_sum=jnp.float32(6.0),
+        episodes=jnp.float32(3.0),
+        agent_loss=jnp.float32(0.1),
+        inner_updates=jnp.int32(8),
+        unrolls=2,
+    )
+    log = metrics.log()
+    assert set(log) == {"meta_loss", "agent_return", "agent_loss", "episodes"}
+    assert float(log["agent_return"]) == 2.0
+    assert float(l2orl.mean_return(jnp.float32(0.0), jnp.float32(0.0))) == 0.0  # no episode
+
+
+def test_learner_state_trajectory_and_episode_stats():
+    learner = rl.A2C(n_envs=3, rollout_length=4, network=SMALL_NET)
+    catch = rl.make("Catch")
+    state = learner.init(catch, KEY)
+    assert type(state) is rl.LearnerState
+    assert eqx.tree_equal(learner.params(state), state.params)
+    state, trajectory, stats = learner.rollout(catch, state, KEY)
+    assert type(trajectory) is rl.Trajectory and trajectory.rewards.shape == (4, 3)
+    assert type(stats) is rl.EpisodeStats
+    metrics = stats.with_loss(jnp.float32(1.5), {"entropy": jnp.float32(0.3)})
+    assert type(metrics) is l2orl.UpdateMetrics
+    assert set(metrics.as_dict()) == {"loss", "return_sum", "episodes", "length_sum", "entropy"}
+
+
+def test_train_result_and_evaluation_types():
+    learner = rl.A2C(n_envs=4, rollout_length=5, network=SMALL_NET)
+    result = rl.train(learner, rl.make("Catch"), optax.sgd(0.1), jax.random.split(KEY, 2), 3)
+    assert type(result) is rl.TrainResult and result.returns.shape == (2, 3)
+    assert "episodes" not in result.metrics and "loss" in result.metrics
+
+
+def test_compare_runs_baselines_on_the_same_seeds_behind_one_clip():
+    learner = rl.A2C(n_envs=4, rollout_length=5, network=SMALL_NET)
+    common = dict(learner=learner, seeds=2, key=3)
+    result = rl.compare(
+        {"optim4rl": l2orl.optim4rl()},
+        "Catch",
+        12,
+        lr=1e-2,
+        baselines=("adam",),
+        clip=optax.clip(1.0),
+        **common,
+    )
+    assert type(result) is rl.Evaluation and result.final_fraction == rl.FINAL_FRACTION
+    assert list(result.results) == ["optim4rl", "adam 0.01"]
+    assert all(type(r) is rl.OptimizerResult for r in result.results.values())
+    # The Adam row is Adam behind the clip on the same seeds as evaluate's.
+    alone = rl.evaluate(
+        {"adam": optax.chain(optax.clip(1.0), optax.adam(1e-2))},
+        learner,
+        rl.make("Catch"),
+        12,
+        seeds=2,
+        key=3,
+        final_fraction=rl.FINAL_FRACTION,
+    )
+    np.testing.assert_array_equal(result.results["adam 0.01"].curves, alone.results["adam"].curves)
+    with pytest.raises(ValueError, match="unknown baseline 'adamw2'"):
+        rl.compare({}, "Catch", 12, baselines=("adamw2",), **common)
+
+
+def test_resolve_optimizer_by_preset_shipped_name_and_path(tmp_path):
+    assert l2orl.resolve_optimizer("Optim4RL") == l2orl.optim4rl()
+    assert l2orl.resolve_optimizer("STAR", step_size=0.5).step_size == 0.5
+    shipped = l2orl.resolve_optimizer("optim4rl-gridworld")
+    assert eqx.tree_equal(shipped, l2orl.pretrained("optim4rl-gridworld"))
+    path = l2orl.save(tmp_path / "o.l2o", l2orl.l2lgd2(step_size=0.2))
+    assert l2orl.resolve_optimizer(path) == l2orl.l2lgd2(step_size=0.2)
+    with pytest.raises(ValueError, match="'adamw' is neither a preset"):
+        l2orl.resolve_optimizer("adamw")
+
+
+def test_presets_are_factories_of_general_classes():
+    assert set(l2orl.PRESETS) == {"Optim4RL", "L2LGD2", "LinearOptim", "STAR"}
+    star = l2orl.star(step_size=0.1)
+    by_hand = l2orl.NominalStepOptimizer(star.branch, 0.1, 1e-3)
+    assert by_hand == star
+    params, grads = params_tree(), grads_like(params_tree())
+    update = eqx.filter_jit(lambda o, g, p: o.update(g, o.init(p), p)[0])
+    a, b = update(star, grads, params), update(by_hand, grads, params)
+    assert eqx.tree_equal(a, b)
+    no_accumulators = l2orl.Branch(
+        l2orl.Identity(), l2orl.MLPCell(1, (4,), 4, key=KEY), l2orl.DirectionMagnitudeHead(n_in=4)
+    )
+    with pytest.raises(ValueError, match="has none"):
+        l2orl.NominalStepOptimizer(no_accumulators, 0.1, 1e-3)
+
+
+def test_find_part_searches_combinators():
+    inner = l2orl.Momentum((0.9,))
+    pre = l2orl.Concatenate(l2orl.Identity(), l2orl.RMSNormalize(l2orl.Concatenate(inner)))
+    state = pre.init(params_tree())
+    part, part_state = l2orl.find_part(pre, l2orl.Momentum, state)
+    assert part is inner and eqx.tree_equal(part_state, inner.init(params_tree()))
+    assert l2orl.find_part(pre, l2orl.Square) is None
+
+
+def test_plot_metrics_reads_a_log_and_names_bad_input(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"meta_step": 1, "meta_loss": 0.5, "t/agent_return": 0.1}\n')
+    png = l2orl.plot_metrics(log)
+    assert png == log.with_suffix(".png") and png.stat().st_size > 1000
+    with pytest.raises(ValueError, match=r"\['nope'\] not in the log"):
+        l2orl.plot_metrics(log, ["nope"])
+    log.write_text("not json\n")
+    with pytest.raises(ValueError, match="is not a metrics log"):
+        l2orl.plot_metrics(log)
+
+
+def test_configured_env_gridworld_and_abstract_parts():
+    env = rl.make("CartPole-v1", episode_length=20)
+    assert type(env) is rl.ConfiguredEnv and env.default_params.max_steps_in_episode == 20
+    grid = rl.Gridworld("small_dense_short", reward_scale=2.0)
+    assert grid.reward_scale == 2.0 and grid.name == "small_dense_short"
+    for abstract in (rl.AbstractTorso, rl.AbstractPolicyHead, rl.AbstractActorCritic):
+        with pytest.raises(TypeError):
+            abstract()
+
+
+def test_env_families_make_their_envs():
+    family = rl.env_family("small_dense_long")
+    assert type(family) is rl.EnvFamily and "reward_scale" in family.options
+    assert family.make("small_dense_long", reward_scale=3.0).reward_scale == 3.0
+    custom = rl.EnvFamily(
+        lambda: ("catch-alias",), lambda name: rl.make("Catch"), rl.default_learner
+    )
+    assert custom.make("catch-alias").name == rl.make("Catch").name

@@ -1,0 +1,219 @@
+"""Generic properties of every estimator, meta-loss, schedule, learner and env family, each
+parametrized over its registry in helpers.py: a new strategy joins a registry and is covered."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import l2orl
+import l2orl.rl as rl
+from helpers import (
+    ENVS,
+    ESTIMATOR_IDS,
+    ESTIMATORS,
+    KEY,
+    LEARNERS,
+    META_LOSSES,
+    SCHEDULES,
+    ids,
+    toy_optimizer,
+    toy_task,
+)
+
+
+def _subclasses(base: type) -> set[type]:
+    found, todo = set(), [base]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("l2orl.") and not sub.__name__.startswith("Abstract"):
+                found.add(sub)
+    return found
+
+
+def test_every_strategy_is_in_a_test_registry_and_a_config_registry():
+    assert _subclasses(l2orl.AbstractEstimator) == {type(e) for e, _, _ in ESTIMATORS}
+    assert _subclasses(l2orl.AbstractMetaLoss) == set(map(type, META_LOSSES))
+    assert _subclasses(l2orl.AbstractTruncationSchedule) == set(map(type, SCHEDULES))
+    assert _subclasses(rl.AbstractActorCritic) <= {type(learner) for learner, _ in LEARNERS}
+    # What a config can name: every meta-loss and schedule, every truncated estimator.
+    assert set(l2orl.META_LOSSES.values()) == set(map(type, META_LOSSES))
+    assert set(l2orl.SCHEDULES.values()) == set(map(type, SCHEDULES))
+    assert set(l2orl.ESTIMATORS.values()) == _subclasses(l2orl.AbstractEstimator) - {l2orl.FullES}
+    assert {rl.env_family(name) for name in ENVS} == set(rl.ENV_FAMILIES)
+
+
+# --- estimators ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("estimator", "meta_loss", "ages"), ESTIMATORS, ids=ESTIMATOR_IDS)
+def test_estimator_contract(estimator, meta_loss, ages):
+    """One estimate: a finite meta-gradient shaped like the meta-parameters, agents aged by
+    `K` (or untouched), typed metrics; `on_reset` keeps the state's structure."""
+    task = toy_task(4, "staggered", reset_interval=2)
+    optimizer = toy_optimizer()
+    trainer = l2orl.MetaTrainer(optimizer, (task,), estimator=estimator, meta_loss=meta_loss)
+    state = trainer.init(KEY)
+    agents, est = state.agents[0], state.estimator_states[0]
+    grad, new_agents, new_est, metrics = estimator.estimate(
+        optimizer=optimizer,
+        task=task,
+        meta_loss=meta_loss,
+        agents=agents,
+        state=est,
+        length=jnp.int32(3),
+        max_length=3,
+        key=jax.random.key(1),
+    )
+    meta_params = eqx.filter(optimizer, eqx.is_inexact_array)
+    assert jax.tree.structure(grad) == jax.tree.structure(meta_params)
+    leaves = zip(jax.tree.leaves(grad), jax.tree.leaves(meta_params), strict=True)
+    shapes = [(g.shape, p.shape) for g, p in leaves]
+    assert all(a == b for a, b in shapes)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
+    assert any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grad))
+    expected_age = agents.age + (3 if ages == "K" else 0)
+    np.testing.assert_array_equal(new_agents.age, expected_age)
+    assert isinstance(metrics, l2orl.EstimateMetrics)
+    assert np.isfinite(float(metrics.meta_loss)) and int(metrics.inner_updates) >= 4 * 3
+    assert jax.tree.structure(new_est) == jax.tree.structure(est)
+    mask = jnp.asarray([True, False, True, False])
+    reset = estimator.on_reset(new_est, new_agents, mask)
+    assert jax.tree.structure(reset) == jax.tree.structure(est)
+    assert [x.shape for x in jax.tree.leaves(reset)] == [x.shape for x in jax.tree.leaves(est)]
+
+
+@pytest.mark.parametrize(("estimator", "meta_loss", "ages"), ESTIMATORS, ids=ESTIMATOR_IDS)
+def test_estimator_meta_step_compiles_once(estimator, meta_loss, ages):
+    """Three meta-steps (with resets) through one compiled step: carries keep their types."""
+    task = toy_task(4, "staggered", reset_interval=2)
+    trainer = l2orl.MetaTrainer(
+        toy_optimizer(),
+        (task,),
+        estimator=estimator,
+        meta_loss=meta_loss,
+        schedule=l2orl.LogUniformTruncation(1, 3),
+    )
+    traces = []
+
+    @eqx.filter_jit
+    def step(trainer, state):
+        traces.append(1)
+        return trainer.step(state)
+
+    state = trainer.init(KEY)
+    for _ in range(3):
+        state, metrics = step(trainer, state)
+    assert len(traces) == 1 and int(state.meta_step) == 3
+    # Offsets floor(linspace(0, 1, 4)) = [0, 0, 0, 1]: at meta-step 2, three agents reset.
+    assert np.isfinite(float(metrics["meta_loss"])) and float(metrics["toy/resets"]) == 3.0
+
+
+# --- meta-losses ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("meta_loss", META_LOSSES, ids=ids(META_LOSSES))
+def test_meta_loss_contract(meta_loss):
+    """A finite scalar after an unroll, the agent's structure kept, a gradient to the
+    meta-parameters exactly when it says it is differentiable."""
+    task = toy_task(1)
+    optimizer = toy_optimizer()
+    learner = task.learner.init(None, KEY)
+    opt_state = task.transform(optimizer).init(task.learner.params(learner))
+    assert isinstance(meta_loss.rollouts_per_unroll, int) and meta_loss.rollouts_per_unroll >= 0
+
+    def loss(params):
+        run = l2orl.unroll(
+            eqx.combine(params, eqx.filter(optimizer, eqx.is_inexact_array, inverse=True)),
+            task,
+            meta_loss,
+            learner,
+            opt_state,
+            jnp.int32(3),
+            4,
+            KEY,
+        )
+        return run[0], run[1]
+
+    params = eqx.filter(optimizer, eqx.is_inexact_array)
+    (value, state), grad = jax.value_and_grad(loss, has_aux=True)(params)
+    assert value.shape == () and np.isfinite(float(value))
+    assert jax.tree.structure(state) == jax.tree.structure(learner)
+    nonzero = any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grad))
+    # The toy's returns are differentiable, so only AgentLoss's flag is checked both ways.
+    if meta_loss.differentiable:
+        assert nonzero
+
+
+# --- truncation schedules ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=ids(SCHEDULES))
+def test_schedule_contract(schedule):
+    """K is an int32 in [min_length, max_length] at every meta-step; `from_range` rebuilds it."""
+    keys = jax.random.split(KEY, 64)
+    for t in (0, 3, 9, 50):
+        lengths = jax.vmap(lambda k, t=t: schedule.sample(k, jnp.int32(t)))(keys)
+        assert lengths.dtype == jnp.int32
+        assert int(lengths.min()) >= schedule.min_length
+        assert int(lengths.max()) <= schedule.max_length
+    rebuilt = type(schedule).from_range(schedule.min_length, schedule.max_length, 10)
+    assert rebuilt.max_length == schedule.max_length
+
+
+# --- learners ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("learner", "env_name"), LEARNERS, ids=lambda x: type(x).__name__)
+def test_learner_contract(learner, env_name):
+    """init → step through any optax transform → typed metrics; the agent keeps its
+    structure; `fresh_loss` is a finite scalar."""
+    assert isinstance(learner, l2orl.AbstractLearner)
+    env = None if env_name is None else rl.make(env_name)
+    state = learner.init(env, KEY)
+    tx = optax.chain(optax.clip(1.0), l2orl.optim4rl(1e-2).as_optax())
+    opt_state = tx.init(learner.params(state))
+    new_state, new_opt_state, metrics = eqx.filter_jit(learner.step)(
+        env, state, tx, opt_state, jax.random.key(1)
+    )
+    assert isinstance(metrics, l2orl.UpdateMetrics)
+    for value in metrics.as_dict().values():
+        assert value.shape == () and np.isfinite(float(value))
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert jax.tree.structure(new_opt_state) == jax.tree.structure(opt_state)
+    moved = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), learner.params(new_state), learner.params(state)
+    )
+    assert any(jax.tree.leaves(moved))
+    loss, after = learner.fresh_loss(env, new_state, jax.random.key(2))
+    assert loss.shape == () and np.isfinite(float(loss))
+    assert eqx.tree_equal(learner.params(after), learner.params(new_state))
+    assert isinstance(learner.env_steps_per_update(), int) and learner.env_steps_per_update() > 0
+
+
+# --- environments --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENVS)
+def test_env_registry_contract(name):
+    """Every family's names are available, have a default learner, and (but brax's, made in
+    test_brax_env) make a gymnax-API env the learner trains on."""
+    assert name in rl.available()
+    learner = rl.default_learner(name, n_envs=2)
+    assert isinstance(learner, rl.AbstractActorCritic) and learner.n_envs == 2
+    if name.startswith("brax:"):
+        return
+    env = rl.make(name)
+    obs, env_state = env.reset(KEY, env.default_params)
+    assert obs.shape == env.observation_space(env.default_params).shape
+    out = env.step(KEY, env_state, env.action_space(env.default_params).sample(KEY))
+    assert len(out) == 6  # gymnax 1.0: obs, state, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize("call", [rl.make, rl.default_learner, rl.env_family])
+def test_unknown_env_names_raise_everywhere(call):
+    with pytest.raises(ValueError, match=r"unknown environment 'nope'; available: .*Catch"):
+        call("nope")
