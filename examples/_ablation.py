@@ -52,10 +52,12 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
 
     `optimizer_for(seed)`, if given, builds the variant's optimizer (else the preset)."""
     recipe = l2orl.MetaTrainConfig(
-        **RECIPE,
-        agents_per_chunk=args.agents_per_chunk,
-        **settings,
-        **(SMOKE if args.smoke else {}),
+        **{
+            **RECIPE,
+            "agents_per_chunk": args.agents_per_chunk,
+            **settings,
+            **(SMOKE if args.smoke else {}),
+        }
     )
     trained, records = [], []
     for seed in range(args.meta_seeds):

@@ -229,6 +229,7 @@ def test_inverted_pendulum_spring_terminates_and_restores_first_state():
     np.testing.assert_array_equal(final_obs[~done], obs[~done])
 
 
+@pytest.mark.slow  # fresh_reset's logic is tested on `fast` above
 def test_inverted_pendulum_fresh_reset_draws_new_initial_states():
     env = rl.BraxEnv("inverted_pendulum", backend="spring", episode_length=40, fresh_reset=True)
     n_envs, n_steps = 8, 100

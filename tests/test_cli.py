@@ -6,25 +6,19 @@ import pytest
 from l2orl import cli
 
 
-def test_meta_train_evaluate_and_plot(tmp_path, capsys):
+def test_meta_train_then_plot(tmp_path, capsys):
+    """The main job's path (its evaluation is `evaluate`'s, tested below)."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"agents": 2, "unroll": 1, "reset_interval": 2, "meta_steps": 2}))
     out = tmp_path / "run"
-    args = ["--config", str(config), "--out", str(out), "--eval-seeds", "1"]
-    assert cli.main(["meta-train", *args, "--eval-updates", "3", "--low-memory"]) == 0
-    text = capsys.readouterr().out
-    assert "| learned |" in text and "| adam 0.001 |" in text
-    assert (out / "optimizer.l2o").is_file() and (out / "evaluate-Catch.png").is_file()
+    args = ["--config", str(config), "--out", str(out), "--low-memory", "--no-evaluate"]
+    assert cli.main(["meta-train", *args]) == 0
+    assert f"saved {out / 'optimizer.l2o'} (0 meta-steps skipped)" in capsys.readouterr().out
+    assert (out / "optimizer.l2o").is_file() and not (out / "evaluate-Catch.png").exists()
     settings = json.loads((out / "config.json").read_text())["settings"]
     assert settings["agents"] == 2 and settings["env"] == ["Catch"] and settings["low_memory"]
     assert cli.main(["plot", str(out / "metrics.jsonl"), "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").stat().st_size > 1000
-    evaluate = ["evaluate", "--optimizer", str(out / "optimizer.l2o"), "--env", "Catch"]
-    out_eval = ["--seeds", "1", "--updates", "3", "--out", str(tmp_path / "eval")]
-    assert cli.main([*evaluate, *out_eval]) == 0
-    text = capsys.readouterr().out
-    assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text
-    assert (tmp_path / "eval" / "evaluate-Catch.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -78,6 +72,23 @@ def test_unknown_command_is_an_error(capsys):
 def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
     args = ["evaluate", "--optimizer", "optim4rl-gridworld", "--env", "Catch", "--seeds", "1"]
     assert cli.main([*args, "--updates", "3", "--step-size", "1e-2", "--out", str(tmp_path)]) == 0
-    assert "| learned |" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text
+    assert (tmp_path / "evaluate-Catch.png").is_file()
+    assert (tmp_path / "evaluate-Catch.json").is_file()
     with pytest.raises(SystemExit):
         cli.main([*args, "--step-size", "0"])
+
+
+@pytest.mark.slow
+def test_meta_train_then_evaluate_behind_the_agents_clip(tmp_path, capsys):
+    """The main job end to end, with `agent_clip`: every row of the evaluation is clipped."""
+    out = tmp_path / "run"
+    small = ["--agents", "2", "--unroll", "1", "--reset-interval", "2", "--meta-steps", "2"]
+    evaluation = ["--eval-seeds", "1", "--eval-updates", "3", "--agent-clip", "1"]
+    assert cli.main(["meta-train", *small, *evaluation, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text
+    assert (out / "evaluate-Catch.png").is_file()
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["agent_clip"] == 1.0 and "eval_seeds" not in settings

@@ -39,22 +39,21 @@ def test_a2c_with_adam_learns_catch(catch):
 
 
 def test_a2c_with_an_untrained_learned_optimizer_in_a_chain(catch):
-    """Behind a clip, untrained Optim4RL is sign descent with step α: three A2C updates move
-    every parameter leaf, and no coordinate by more than 3α."""
+    """Behind a clip, untrained Optim4RL is sign descent with a step of about α: each of three
+    A2C updates moves every parameter leaf, and no coordinate by more than 1.1α."""
     alpha = 1e-3
     tx = optax.chain(optax.clip(1.0), l2orl.optim4rl(alpha).as_optax())
     learner = rl.A2C(n_envs=16, network=CATCH_NET)
-    result = rl.train(learner, catch, tx, jax.random.split(jax.random.key(1), 2), 20)
-    assert np.all(np.isfinite(result.metrics["loss"]))
-    start = learner.init(catch, jax.random.key(2))
-    state, opt_state = start, tx.init(learner.params(start))
+    state = learner.init(catch, jax.random.key(2))
+    opt_state = tx.init(learner.params(state))
     step = eqx.filter_jit(learner.step)
     for key in jax.random.split(jax.random.key(3), 3):
+        before = learner.params(state)
         state, opt_state, _ = step(catch, state, tx, opt_state, key)
-    moved = jax.tree.map(
-        lambda a, b: float(jnp.max(jnp.abs(a - b))), learner.params(state), learner.params(start)
-    )
-    assert all(0 < m <= 3 * alpha * 1.01 for m in jax.tree.leaves(moved))
+        moved = jax.tree.map(
+            lambda a, b: float(jnp.max(jnp.abs(a - b))), learner.params(state), before
+        )
+        assert all(0 < m <= 1.1 * alpha for m in jax.tree.leaves(moved))
 
 
 def test_ppo_improves_on_cartpole():

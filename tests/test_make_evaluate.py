@@ -47,7 +47,7 @@ def test_episode_length_override_truncates():
     assert (
         flags[-1] == (False, True) or flags[-1][0]
     )  # pushed left thrice: truncation unless it fell
-    with pytest.raises(ValueError, match="episode_length must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="episode_length must be a positive int or None, got 0"):
         rl.make("Catch", episode_length=0)
 
 

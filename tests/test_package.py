@@ -136,7 +136,9 @@ def test_every_public_name_is_used_by_a_test():
     assert sorted(_public_names() - _uses_in_tests()) == []
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/concepts.md"])
+@pytest.mark.parametrize(
+    "page", ["README.md", pytest.param("docs/concepts.md", marks=pytest.mark.slow)]
+)
 def test_python_examples_in_the_docs_run(page):
     """Every ```python block of `page`, in order, in one namespace."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(), re.S)

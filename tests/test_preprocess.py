@@ -157,10 +157,12 @@ def test_adafac_features_first_step_values():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: l2orl.Clip(0.0), "bound must be positive"),
-        (lambda: l2orl.SignLog(p=-1.0), "p must be positive"),
+        (lambda: l2orl.Clip(0.0), "Clip bound must be a positive finite number, got 0.0"),
+        (lambda: l2orl.SignLog(p=-1.0), "SignLog p must be a positive finite number, got -1.0"),
+        (lambda: l2orl.RMSNormalize(eps=0.0), "RMSNormalize eps must be a positive"),
         (lambda: l2orl.Momentum((0.9, 1.0)), r"\[0, 1\)"),
-        (lambda: l2orl.TimeFeatures((0.0,)), "timescales must be positive"),
+        (lambda: l2orl.TimeFeatures((1.0, 0.0)), "TimeFeatures timescale must be a positive"),
+        (lambda: l2orl.TimeFeatures(()), "at least one timescale"),
         (lambda: l2orl.Concatenate(), "at least one"),
         (lambda: l2orl.AdafacFeatures((0.9,), 0.999, (0.9, 0.99)), "as many momentum"),
     ],

@@ -2,11 +2,13 @@ import abc
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
 from ._custom_types import Params, PRNGKey
+from ._utils import tree_select
 
 
 class UpdateMetrics(eqx.Module):
@@ -79,3 +81,47 @@ class AbstractLearner(eqx.Module):
     @abc.abstractmethod
     def env_steps_per_update(self) -> int:
         """Environment steps one `step` (or one `fresh_loss`) takes."""
+
+
+def scan_updates(
+    learner: AbstractLearner,
+    env: Any,
+    tx: optax.GradientTransformation,
+    state: PyTree,
+    opt_state: PyTree,
+    keys: Key[Array, " n"],
+    length: Int[Array, ""] | None = None,
+    remat: bool = False,
+) -> tuple[PyTree, PyTree, UpdateMetrics, Bool[Array, " n"]]:
+    """One `learner.step` per key, in a `lax.scan`: the inner loop of training and of
+    meta-training alike.
+
+    With a traced `length` (≤ the number of keys), the updates past it leave the state
+    unchanged (the scan's length stays fixed, so a varying `length` never recompiles). With
+    `remat`, each update is rematerialised in the backward pass.
+
+    **Returns:** `(state, opt_state, metrics, active)`, the metrics stacked over the updates
+    and `active` saying which ran.
+    """
+
+    def update(carry, key):
+        state, opt_state = carry
+        state, opt_state, metrics = learner.step(env, state, tx, opt_state, key)
+        return (state, opt_state), metrics
+
+    if remat:
+        update = eqx.filter_checkpoint(update)
+
+    def body(carry, inputs):
+        index, key = inputs
+        new_carry, metrics = update(carry, key)
+        if length is None:
+            return new_carry, (metrics, jnp.ones((), bool))
+        active = index < length
+        return tree_select(active, new_carry, carry), (metrics, active)
+
+    n = keys.shape[0]
+    (state, opt_state), (metrics, active) = jax.lax.scan(
+        body, (state, opt_state), (jnp.arange(n), keys)
+    )
+    return state, opt_state, metrics, active

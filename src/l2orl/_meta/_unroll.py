@@ -1,12 +1,10 @@
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PyTree
 
 from .._custom_types import PRNGKey
-from .._learner import UpdateMetrics
+from .._learner import UpdateMetrics, scan_updates
 from .._lopt import AbstractLearnedOptimizer
-from .._utils import tree_select
 from ._losses import AbstractMetaLoss
 from ._task import MetaTask
 
@@ -32,28 +30,12 @@ def unroll(
     **Returns:** `(loss, learner_state, opt_state, summary)`, the summary's `return_sum` and
     `episodes` summed over the updates that ran and its `loss` their mean.
     """
-    tx = task.transform(optimizer)
-
-    def update(carry, key):
-        state, opt = carry
-        state, opt, metrics = task.learner.step(task.env, state, tx, opt, key)
-        return (state, opt), metrics
-
-    if remat:
-        update = eqx.filter_checkpoint(update)
-
-    def body(carry, inputs):
-        index, key = inputs
-        new_carry, metrics = update(carry, key)
-        if isinstance(length, int):
-            return new_carry, (metrics, jnp.ones((), bool))
-        active = index < length
-        return tree_select(active, new_carry, carry), (metrics, active)
-
     k_unroll, k_loss = jax.random.split(key)
     keys = jax.random.split(k_unroll, max_length)
-    (state, opt), (metrics, active) = jax.lax.scan(
-        body, (learner_state, opt_state), (jnp.arange(max_length), keys)
+    traced = None if isinstance(length, int) else length
+    tx = task.transform(optimizer)
+    state, opt, metrics, active = scan_updates(
+        task.learner, task.env, tx, learner_state, opt_state, keys, traced, remat
     )
     loss, state = meta_loss(task.learner, task.env, state, metrics, active, k_loss)
     summary = UpdateMetrics(

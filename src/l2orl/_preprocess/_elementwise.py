@@ -2,6 +2,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._utils import check_positive
 from ._base import AbstractElementwisePreprocessor
 
 
@@ -44,8 +45,7 @@ class Clip(AbstractElementwisePreprocessor):
         return 1
 
     def __check_init__(self):
-        if not self.bound > 0:
-            raise ValueError(f"Clip bound must be positive, got {self.bound!r}")
+        check_positive("Clip bound", self.bound)
 
     def features(
         self, grad: Float[Array, "*shape"], param: Float[Array, "*shape"] | None
@@ -72,8 +72,7 @@ class SignLog(AbstractElementwisePreprocessor):
         return 2
 
     def __check_init__(self):
-        if not self.p > 0:
-            raise ValueError(f"SignLog p must be positive, got {self.p!r}")
+        check_positive("SignLog p", self.p)
 
     def features(
         self, grad: Float[Array, "*shape"], param: Float[Array, "*shape"] | None

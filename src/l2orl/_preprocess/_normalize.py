@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._custom_types import Features, Params, PreprocessorState, Updates
+from .._utils import check_positive
 from ._base import AbstractPreprocessor
 from ._elementwise import Identity
 
@@ -21,8 +22,7 @@ class RMSNormalize(AbstractPreprocessor):
     eps: float = eqx.field(static=True, default=1e-5)
 
     def __check_init__(self):
-        if not self.eps > 0:
-            raise ValueError(f"RMSNormalize eps must be positive, got {self.eps!r}")
+        check_positive("RMSNormalize eps", self.eps)
 
     @property
     def n_features(self) -> int:

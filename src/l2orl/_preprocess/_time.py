@@ -4,6 +4,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Int
 
 from .._custom_types import Features, Params, Updates
+from .._utils import check_positive
 from ._base import AbstractPreprocessor
 
 _DEFAULT_TIMESCALES = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 3e3, 1e4, 3e4, 1e5)
@@ -24,8 +25,10 @@ class TimeFeatures(AbstractPreprocessor):
     offset: float = eqx.field(static=True, default=0.0)
 
     def __check_init__(self):
-        if not self.timescales or any(not tau > 0 for tau in self.timescales):
-            raise ValueError(f"TimeFeatures timescales must be positive, got {self.timescales}")
+        if not self.timescales:
+            raise ValueError("TimeFeatures needs at least one timescale")
+        for tau in self.timescales:
+            check_positive("TimeFeatures timescale", tau)
 
     @property
     def n_features(self) -> int:

@@ -5,7 +5,6 @@ ending the episode when collected and a per-step probability of respawning while
 """
 
 import dataclasses
-import math
 import typing
 from typing import Any
 
@@ -17,6 +16,7 @@ from gymnax.environments import environment, spaces
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .._custom_types import PRNGKey
+from .._utils import check_positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +140,7 @@ class Gridworld(environment.Environment[EnvState, EnvParams]):
             raise ValueError(
                 f"unknown gridworld layout {layout!r}; expected one of {list(LAYOUTS)}"
             )
-        if not (math.isfinite(reward_scale) and reward_scale > 0):
-            raise ValueError(f"reward_scale must be positive and finite, got {reward_scale}")
+        check_positive("reward_scale", reward_scale)
         self.layout_name = layout
         self.layout = LAYOUTS[layout]
         self.reward_scale = float(reward_scale)

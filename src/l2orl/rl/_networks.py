@@ -10,6 +10,7 @@ from jaxtyping import Array, Float
 from .._activations import ACTIVATIONS, check_activation
 from .._custom_types import PRNGKey
 from .._nn import Linear, lecun_normal
+from .._utils import check_positive_int
 from ._policies import AbstractPolicyHead
 
 
@@ -38,8 +39,10 @@ class MLPTorso(AbstractTorso):
         self, in_size: int, hidden_sizes: tuple[int, ...], activation: str, *, key: PRNGKey
     ):
         check_activation(activation)
-        if not hidden_sizes or any(h <= 0 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be non-empty positive ints, got {hidden_sizes}")
+        if not hidden_sizes:
+            raise ValueError("hidden_sizes must name at least one layer")
+        for size in hidden_sizes:
+            check_positive_int("hidden_sizes", size)
         sizes = (in_size, *hidden_sizes)
         keys = jax.random.split(key, len(hidden_sizes))
         self.layers = tuple(

@@ -5,7 +5,7 @@ import optax
 from jaxtyping import Array, Float, Int, PyTree
 
 from .._custom_types import PRNGKey
-from .._learner import AbstractLearner, mean_return
+from .._learner import AbstractLearner, mean_return, scan_updates
 from .._utils import check_positive_int
 
 
@@ -52,15 +52,8 @@ def _train(learner, env, tx, keys, n_updates):
         k_init, k_run = jax.random.split(key)
         state = learner.init(env, k_init)
         opt_state = tx.init(learner.params(state))
-
-        def update(carry, key):
-            state, opt_state = carry
-            state, opt_state, metrics = learner.step(env, state, tx, opt_state, key)
-            return (state, opt_state), metrics
-
-        (state, _), metrics = jax.lax.scan(
-            update, (state, opt_state), jax.random.split(k_run, n_updates)
-        )
+        keys = jax.random.split(k_run, n_updates)
+        state, _, metrics, _ = scan_updates(learner, env, tx, state, opt_state, keys)
         return state, metrics
 
     final_state, metrics = jax.vmap(one_seed)(keys)
