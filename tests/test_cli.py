@@ -69,6 +69,7 @@ def test_unknown_command_is_an_error(capsys):
     assert "invalid choice: 'meta-trian'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # rl.compare is tested directly; this is its command
 def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
     args = ["evaluate", "--optimizer", "optim4rl-gridworld", "--env", "Catch", "--seeds", "1"]
     assert cli.main([*args, "--updates", "3", "--step-size", "1e-2", "--out", str(tmp_path)]) == 0

@@ -30,7 +30,12 @@ def test_json_round_trip_reads_the_shipped_recipe(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(data))
     assert l2orl.MetaTrainConfig.from_json(path) == config
-    assert set(config.run_settings()) == set(data) - {"out", "eval_seeds", "eval_updates"}
+    ignored = {"out", "keep_checkpoints", "eval_seeds", "eval_updates", "meta_steps"}
+    assert set(config.run_settings()) == set(data) - ignored
+    # The run's length is part of its identity only where the schedule follows it.
+    assert config.replace(meta_steps=9).run_settings() == config.run_settings()
+    curriculum = config.replace(schedule="curriculum")
+    assert curriculum.replace(meta_steps=9).run_settings() != curriculum.run_settings()
     trainer = config.trainer()
     assert [t.env.reward_scale for t in trainer.tasks][:2] == [1000.0, 100.0]
     assert [t.update_scale for t in trainer.tasks] == [1.0, 3.0, 3.0, 3.0, 1.0, 3.0]

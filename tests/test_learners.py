@@ -75,6 +75,9 @@ def test_seeds_are_independent_and_reproducible(catch):
     keys = jax.random.split(jax.random.key(3), 2)
     a = rl.train(learner, catch, tx, keys, 5)
     b = rl.train(learner, catch, tx, keys, 5)
+    assert type(a) is rl.TrainResult and a.returns.shape == a.episodes.shape == (2, 5)
+    assert a.env_steps.tolist() == [80, 160, 240, 320, 400]  # 8 envs x 10 steps per update
+    assert "episodes" not in a.metrics and a.metrics["loss"].shape == (2, 5)
     assert np.array_equal(a.metrics["loss"], b.metrics["loss"])
     assert not np.array_equal(a.metrics["loss"][0], a.metrics["loss"][1])
 
@@ -129,14 +132,3 @@ def test_rollout_gives_a_trajectory_with_time_and_env_axes(catch):
     new_state, _, stats = learner.rollout(catch, new_state, jax.random.key(2))
     assert float(stats.episodes) == 4.0  # each env ends one episode at step 9
     assert float(stats.length_sum) == 4 * 9.0 and abs(float(stats.return_sum)) <= 4.0
-
-
-def test_train_result_type(catch):
-    result = rl.train(
-        rl.A2C(n_envs=4, rollout_length=5, network=CATCH_NET),
-        catch,
-        optax.sgd(0.1),
-        jax.random.split(jax.random.key(0), 1),
-        2,
-    )
-    assert isinstance(result, rl.TrainResult) and result.episodes.shape == (1, 2)

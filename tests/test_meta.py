@@ -460,3 +460,41 @@ def test_default_learners_follow_the_reference():
     assert rl.default_learner("big_dense_long").n_envs == 512
     ppo = rl.default_learner("brax:ant")
     assert isinstance(ppo, rl.PPO) and ppo.network.value_hidden_sizes == (256,) * 5
+
+
+def _leaves_equal(a, b) -> bool:
+    """Two meta-training states equal bit for bit (keys compared by their data)."""
+    a, b = (eqx.tree_at(lambda s: s.key, s, jax.random.key_data(s.key)) for s in (a, b))
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def test_checkpoints_kept_continued_and_skipped_when_unreadable(tmp_path):
+    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2, "staggered", 3),))
+    whole = trainer.run(6, tmp_path / "whole", checkpoint_every=1, progress=False)
+    names = sorted(p.name for p in (tmp_path / "whole" / "checkpoints").iterdir())
+    assert names == ["step-000005.l2o", "step-000006.l2o"]  # keep_checkpoints=2
+    trainer.run(4, tmp_path / "grown", checkpoint_every=1, keep_checkpoints=0, progress=False)
+    assert len(list((tmp_path / "grown" / "checkpoints").iterdir())) == 4  # 0 keeps all
+    newest = tmp_path / "grown" / "checkpoints" / "step-000004.l2o"
+    newest.write_bytes(newest.read_bytes()[:100])  # a write cut short
+    with pytest.warns(UserWarning, match="skipping an unreadable checkpoint"):
+        grown = trainer.run(6, tmp_path / "grown", checkpoint_every=1, progress=False)
+    assert _leaves_equal(grown, whole)  # from step 3 to a finished 6, bit for bit
+    log = (tmp_path / "grown" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["meta_step"] for line in log] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_refused_resume_names_each_differing_setting(tmp_path):
+    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2),), task_normalize=0.5)
+    trainer.run(1, tmp_path, progress=False, settings={"meta_lr": 1e-3})
+    other = dataclasses.replace(trainer, task_normalize=1.0)
+    with pytest.raises(ValueError, match=r"task_normalize: 0\.5 in the folder, 1\.0 now"):
+        other.run(1, tmp_path, progress=False, settings={"meta_lr": 1e-3})
+    with pytest.raises(ValueError, match=r"settings\.meta_lr: 0\.001 in the folder, 0\.003 now"):
+        trainer.run(1, tmp_path, progress=False, settings={"meta_lr": 3e-3})
+    with pytest.raises(ValueError, match="keep_checkpoints must be an int ≥ 0, got -1"):
+        trainer.run(1, tmp_path, keep_checkpoints=-1, progress=False)
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        trainer.run(1, tmp_path / "config.json", progress=False)

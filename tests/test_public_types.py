@@ -2,7 +2,6 @@
 every state survives a checkpoint, and the errors they raise."""
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -76,13 +75,6 @@ def test_learner_state_trajectory_and_episode_stats():
     metrics = stats.with_loss(jnp.float32(1.5), {"entropy": jnp.float32(0.3)})
     assert type(metrics) is l2orl.UpdateMetrics
     assert set(metrics.as_dict()) == {"loss", "return_sum", "episodes", "length_sum", "entropy"}
-
-
-def test_train_result_and_evaluation_types():
-    learner = rl.A2C(n_envs=4, rollout_length=5, network=SMALL_NET)
-    result = rl.train(learner, rl.make("Catch"), optax.sgd(0.1), jax.random.split(KEY, 2), 3)
-    assert type(result) is rl.TrainResult and result.returns.shape == (2, 3)
-    assert "episodes" not in result.metrics and "loss" in result.metrics
 
 
 def test_compare_runs_baselines_on_the_same_seeds_behind_one_clip():

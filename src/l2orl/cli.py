@@ -181,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
     meta.add_argument("--meta-steps", dest="meta_steps", type=_positive_int)
     meta.add_argument("--seed", type=int)
     meta.add_argument("--out")
+    meta.add_argument(
+        "--keep-checkpoints",
+        dest="keep_checkpoints",
+        type=int,
+        help="how many of the newest checkpoints to keep (default 2; 0 keeps all)",
+    )
     meta.add_argument("--eval-seeds", dest="eval_seeds", type=_positive_int)
     meta.add_argument("--eval-updates", dest="eval_updates", type=_positive_int)
     meta.add_argument("--no-evaluate", action="store_true")

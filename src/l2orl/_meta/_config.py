@@ -50,7 +50,8 @@ class MetaTrainConfig:
     [`l2orl.META_LOSSES`][]), `schedule` (a name of [`l2orl.SCHEDULES`][]), `low_memory` (compile
     with XLA CPU's older fusion emitters: less compiler memory, a slower meta-step), `meta_lr`,
     `meta_clip` (element-wise clip of the meta-gradient, or None), `task_normalize`,
-    `meta_steps`, `seed`, `out` (the run's folder), `eval_seeds`, `eval_updates`.
+    `meta_steps`, `seed`, `out` (the run's folder), `keep_checkpoints` (how many of the newest
+    checkpoints a run keeps; 0 keeps all), `eval_seeds`, `eval_updates`.
 
     **Raises:** `ValueError` naming the field and the value expected.
     """
@@ -77,6 +78,7 @@ class MetaTrainConfig:
     meta_steps: int = 78
     seed: int = 0
     out: str = "runs/meta-train"
+    keep_checkpoints: int = 2
     eval_seeds: int = 3
     eval_updates: int = 390
 
@@ -97,6 +99,8 @@ class MetaTrainConfig:
             check_positive_int(name, getattr(self, name))
         check_positive_int("eval_seeds", self.eval_seeds)
         check_positive_int("eval_updates", self.eval_updates)
+        if not (isinstance(self.keep_checkpoints, int) and self.keep_checkpoints >= 0):
+            raise ValueError(f"keep_checkpoints must be an int ≥ 0, got {self.keep_checkpoints!r}")
         check_positive_int("agents_per_chunk", self.agents_per_chunk, optional=True)
         for name in ("step_size", "meta_lr"):
             check_positive(name, getattr(self, name))
@@ -184,12 +188,12 @@ class MetaTrainConfig:
 
     def run_settings(self) -> dict[str, Any]:
         """What a run records and a resumed run must match: everything but where it is
-        written and how it is evaluated."""
-        return {
-            k: v
-            for k, v in self.to_json().items()
-            if k not in ("out", "eval_seeds", "eval_updates")
-        }
+        written, what it keeps, how it is evaluated and (unless the schedule follows it) how
+        long it runs, so that a finished run can be continued to more meta-steps."""
+        ignored = {"out", "keep_checkpoints", "eval_seeds", "eval_updates"}
+        if self.schedule != "curriculum":
+            ignored.add("meta_steps")
+        return {k: v for k, v in self.to_json().items() if k not in ignored}
 
     def make_optimizer(self) -> AbstractLearnedOptimizer:
         """The preset at `step_size`, initialised from `seed`."""
@@ -267,6 +271,7 @@ class MetaTrainConfig:
             self.meta_steps,
             self.out,
             key=self.seed,
+            keep_checkpoints=self.keep_checkpoints,
             progress=progress,
             settings=self.run_settings(),
             compiler_options=self.compiler_options(),

@@ -4,13 +4,14 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import jax
 
-from .._checkpoint import load_tree, save, save_tree
+from .._checkpoint import CheckpointError, load_tree, save, save_tree
 from .._custom_types import PRNGKey
 from .._utils import check_positive_int, release_free_memory
 
@@ -22,6 +23,7 @@ def run(
     *,
     key: PRNGKey | int,
     checkpoint_every: int,
+    keep_checkpoints: int,
     resume: bool,
     progress: bool,
     settings: dict[str, Any] | None,
@@ -31,22 +33,25 @@ def run(
     **returns** the final `MetaState`."""
     check_positive_int("n_meta_steps", n_meta_steps)
     check_positive_int("checkpoint_every", checkpoint_every)
+    if not (isinstance(keep_checkpoints, int) and keep_checkpoints >= 0):
+        raise ValueError(f"keep_checkpoints must be an int ≥ 0, got {keep_checkpoints!r}")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file, not a folder")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    config = {**trainer.config(), "settings": settings or {}}
+    config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
     config_path = out / "config.json"
     if config_path.exists() and resume:
-        if json.loads(config_path.read_text()) != json.loads(json.dumps(config)):
-            raise ValueError(f"{out} holds a run with another configuration; use a new out_dir")
+        recorded = json.loads(config_path.read_text())
+        if recorded != config:
+            changes = "; ".join(_differences(recorded, config))
+            raise ValueError(
+                f"{out} holds a run with another configuration ({changes}); use a new out_dir"
+            )
     else:
         config_path.write_text(json.dumps(config, indent=1))
     key = jax.random.key(key) if isinstance(key, int) else key
-    checkpoints = [
-        path
-        for path in sorted((out / "checkpoints").glob("step-*.l2o"))
-        if int(path.stem.removeprefix("step-")) <= n_meta_steps
-    ]
-    latest = checkpoints[-1] if resume and checkpoints else None
-    start = int(latest.stem.removeprefix("step-")) if latest else 0
+    checkpoints = [path for path in _checkpoints(out) if _step_of(path) <= n_meta_steps and resume]
+    start = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
     began = time.perf_counter()  # the first meta-step's time includes compiling it
     dynamic, static = eqx.partition(trainer, eqx.is_array)
     step = jax.jit(
@@ -62,8 +67,7 @@ def run(
         compiled["compile_seconds"] = time.perf_counter() - began
         release_free_memory()
     state = trainer.init(key)
-    if latest:
-        state = trainer.place(load_tree(latest, like=state))
+    state, start = _resume(trainer, state, checkpoints)
     release_free_memory()  # what creating the agents left
     log_path = out / "metrics.jsonl"
     lines = log_path.read_text().splitlines() if log_path.exists() else []
@@ -86,6 +90,9 @@ def run(
             bar.update(record, trainer.tasks[0].name)
             if record["meta_step"] % checkpoint_every == 0 or record["meta_step"] == n_meta_steps:
                 save_tree(out / "checkpoints" / f"step-{record['meta_step']:06d}.l2o", state)
+                if keep_checkpoints:
+                    for old in _checkpoints(out)[:-keep_checkpoints]:
+                        old.unlink()
             began = time.perf_counter()
     bar.close()
     figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
@@ -95,6 +102,47 @@ def run(
         metadata={"config": config, "training": figures},
     )
     return state
+
+
+def _step_of(path: Path) -> int:
+    return int(path.stem.removeprefix("step-"))
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    return sorted((out / "checkpoints").glob("step-*.l2o"), key=_step_of)
+
+
+def _resume(trainer: eqx.Module, fresh: eqx.Module, checkpoints: list[Path]):
+    """The state of the newest readable checkpoint (falling back past unreadable ones, with a
+    warning) and its meta-step; `(fresh, 0)` if there is none."""
+    for path in reversed(checkpoints):
+        try:
+            return trainer.place(load_tree(path, like=fresh)), _step_of(path)
+        except CheckpointError as error:
+            warnings.warn(f"skipping an unreadable checkpoint: {error}", stacklevel=3)
+    return fresh, 0
+
+
+def _differences(recorded: Any, new: Any, path: str = "") -> list[str]:
+    """Where two JSON configurations differ: `path: recorded → new` for each leaf."""
+    if isinstance(recorded, dict) and isinstance(new, dict):
+        return [
+            line
+            for name in sorted(set(recorded) | set(new), key=str)
+            for line in _differences(
+                recorded.get(name, "(missing)"), new.get(name, "(missing)"), f"{path}.{name}"
+            )
+        ]
+    if isinstance(recorded, list) and isinstance(new, list) and len(recorded) == len(new):
+        return [
+            line
+            for i, (a, b) in enumerate(zip(recorded, new, strict=True))
+            for line in _differences(a, b, f"{path}[{i}]")
+        ]
+    if recorded == new:
+        return []
+    return [f"{path.lstrip('.')}: {json.dumps(recorded)} in the folder, {json.dumps(new)} now"]
 
 
 class _Progress:

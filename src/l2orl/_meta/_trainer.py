@@ -217,6 +217,7 @@ class MetaTrainer(eqx.Module):
         out_dir: str | os.PathLike,
         key: PRNGKey | int = 0,
         checkpoint_every: int = 10,
+        keep_checkpoints: int = 2,
         resume: bool = True,
         progress: bool = True,
         settings: dict[str, Any] | None = None,
@@ -226,16 +227,19 @@ class MetaTrainer(eqx.Module):
 
         Writes `config.json` (this run's configuration plus `settings`), `metrics.jsonl` (one
         line per meta-step), `checkpoints/step-NNNNNN.l2o` every `checkpoint_every` steps and
-        at the end (all of the `MetaState`, atomically), and `optimizer.l2o` (the learned
-        optimizer, with its training figures). With `resume`, a run restarts from the latest
-        checkpoint in `out_dir` and ends with the meta-parameters an uninterrupted run gets.
+        at the end (all of the `MetaState`, atomically; the newest `keep_checkpoints` are kept,
+        all with 0), and `optimizer.l2o` (the learned optimizer, with its training figures).
+        With `resume`, a run restarts from the newest readable checkpoint in `out_dir` (an
+        unreadable one is skipped with a warning) and ends with the meta-parameters an
+        uninterrupted run gets; a larger `n_meta_steps` continues a finished run.
         The meta-step is compiled from the state's shapes before the agents are created, so the
         compiler's memory peak never adds to theirs; the first line after a (re)start also
         holds `compile_seconds`: tracing and compiling it. `compiler_options` go to XLA
         (`jax.jit`'s); on CPU, `{"xla_cpu_use_fusion_emitters": False}` compiles with less
         memory for a slower meta-step. Either may change results by float rounding.
 
-        **Raises:** `ValueError` if `out_dir` holds a run of another configuration.
+        **Raises:** `ValueError` if `out_dir` holds a run of another configuration, naming each
+        setting that differs with both values.
         """
         return run(
             self,
@@ -243,6 +247,7 @@ class MetaTrainer(eqx.Module):
             Path(out_dir),
             key=key,
             checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
             resume=resume,
             progress=progress,
             settings=settings,
