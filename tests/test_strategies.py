@@ -174,11 +174,15 @@ def test_learner_contract(learner, env_name):
     assert isinstance(learner, l2orl.AbstractLearner)
     env = None if env_name is None else rl.make(env_name)
     state = learner.init(env, KEY)
-    tx = optax.chain(optax.clip(1.0), l2orl.optim4rl(1e-2).as_optax())
+    tx = optax.chain(optax.clip(1.0), optax.sgd(1e-2))  # learned ones: test_learners.py
     opt_state = tx.init(learner.params(state))
-    new_state, new_opt_state, metrics = eqx.filter_jit(learner.step)(
-        env, state, tx, opt_state, jax.random.key(1)
-    )
+
+    @eqx.filter_jit
+    def step_then_score(state, opt_state):
+        state, opt_state, metrics = learner.step(env, state, tx, opt_state, jax.random.key(1))
+        return state, opt_state, metrics, learner.fresh_loss(env, state, jax.random.key(2))
+
+    new_state, new_opt_state, metrics, (loss, after) = step_then_score(state, opt_state)
     assert isinstance(metrics, l2orl.UpdateMetrics)
     for value in metrics.as_dict().values():
         assert value.shape == () and np.isfinite(float(value))
@@ -188,7 +192,6 @@ def test_learner_contract(learner, env_name):
         lambda a, b: bool(jnp.any(a != b)), learner.params(new_state), learner.params(state)
     )
     assert any(jax.tree.leaves(moved))
-    loss, after = learner.fresh_loss(env, new_state, jax.random.key(2))
     assert loss.shape == () and np.isfinite(float(loss))
     assert eqx.tree_equal(learner.params(after), learner.params(new_state))
     assert isinstance(learner.env_steps_per_update(), int) and learner.env_steps_per_update() > 0
