@@ -22,7 +22,7 @@ _LOW_MEMORY_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 
 
 def _names(kind: str, value: Any, known) -> None:
-    if value not in known:
+    if not isinstance(value, str) or value not in known:
         raise ValueError(f"unknown {kind} {value!r}; expected one of {sorted(known)}")
 
 
