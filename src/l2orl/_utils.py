@@ -21,6 +21,12 @@ def check_positive_int(name: str, value: Any, *, optional: bool = False) -> None
         raise ValueError(f"{name} must be {kind}, got {value!r}")
 
 
+def check_non_negative_int(name: str, value: Any) -> None:
+    """Raise a `ValueError` unless `value` is an int ≥ 0 (not a bool)."""
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
+
+
 def check_positive(name: str, value: Any, *, optional: bool = False) -> None:
     """Raise a `ValueError` unless `value` is a finite number > 0 (not a bool); `None` passes
     if `optional`."""

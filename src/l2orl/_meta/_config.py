@@ -9,7 +9,7 @@ import jax
 import optax
 
 from .._lopt import PRESETS, AbstractLearnedOptimizer
-from .._utils import check_positive, check_positive_int
+from .._utils import check_non_negative_int, check_positive, check_positive_int
 from ._estimators import ESTIMATORS, AbstractEstimator
 from ._losses import META_LOSSES, AbstractMetaLoss
 from ._pipeline import Pipeline
@@ -99,8 +99,7 @@ class MetaTrainConfig:
             check_positive_int(name, getattr(self, name))
         check_positive_int("eval_seeds", self.eval_seeds)
         check_positive_int("eval_updates", self.eval_updates)
-        if not (isinstance(self.keep_checkpoints, int) and self.keep_checkpoints >= 0):
-            raise ValueError(f"keep_checkpoints must be an int ≥ 0, got {self.keep_checkpoints!r}")
+        check_non_negative_int("keep_checkpoints", self.keep_checkpoints)
         check_positive_int("agents_per_chunk", self.agents_per_chunk, optional=True)
         for name in ("step_size", "meta_lr"):
             check_positive(name, getattr(self, name))

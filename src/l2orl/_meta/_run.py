@@ -13,7 +13,7 @@ import jax
 
 from .._checkpoint import CheckpointError, load_tree, save, save_tree
 from .._custom_types import PRNGKey
-from .._utils import check_positive_int, release_free_memory
+from .._utils import check_non_negative_int, check_positive_int, release_free_memory
 
 
 def run(
@@ -33,8 +33,7 @@ def run(
     **returns** the final `MetaState`."""
     check_positive_int("n_meta_steps", n_meta_steps)
     check_positive_int("checkpoint_every", checkpoint_every)
-    if not (isinstance(keep_checkpoints, int) and keep_checkpoints >= 0):
-        raise ValueError(f"keep_checkpoints must be an int ≥ 0, got {keep_checkpoints!r}")
+    check_non_negative_int("keep_checkpoints", keep_checkpoints)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file, not a folder")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
