@@ -141,23 +141,22 @@ def test_wrong_feature_size_is_caught_by_the_shape_checks():
 # one block that fits exactly and one larger than the 37 coordinates.
 # The ODE cell's case compiles diffrax's solver several times: it runs in the slow tier.
 BLOCKED = [
-    pytest.param(cell, 8, marks=[pytest.mark.slow] if isinstance(cell, l2orl.ODECell) else [])
+    pytest.param(
+        cell,
+        8,
+        marks=[pytest.mark.slow] if isinstance(cell, l2orl.ODECell) else [],
+        id=f"{type(cell).__name__}-8",
+    )
     for cell in CELLS
 ] + [
-    (cell, block)
+    pytest.param(cell, block, id=f"{type(cell).__name__}-{block}")
     for cell in CELLS
     if isinstance(cell, l2orl.LinearCell | l2orl.LSTMCell)
     for block in (37, 64)
 ]
-BLOCKED_IDS = [f"{type(c).__name__}-8" for c in CELLS] + [
-    f"{type(c).__name__}-{b}"
-    for c in CELLS
-    if isinstance(c, l2orl.LinearCell | l2orl.LSTMCell)
-    for b in (37, 64)
-]
 
 
-@pytest.mark.parametrize(("cell", "block"), BLOCKED, ids=BLOCKED_IDS)
+@pytest.mark.parametrize(("cell", "block"), BLOCKED)
 def test_blocked_backward_equals_autodiff_of_vmap(cell, block):
     """`apply_to_coordinates` (the optimizers' path) = `jax.vmap(cell)` in values and in
     gradients, for blocks that divide the coordinates, overlap at the end, or exceed them;
