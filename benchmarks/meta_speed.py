@@ -1,12 +1,15 @@
 """Meta-training speed and memory on the reference's configurations, against its figures.
 
     python benchmarks/meta_speed.py catch|big_dense_long [--steps 6] [--remat]
-                                    [--agents-per-chunk C] [--fast-compile] [--low-memory]
+                                    [--agents-per-chunk C] [--coordinate-fraction P ...]
+                                    [--agents N] [--fast-compile] [--low-memory]
 
 Runs one configuration in a child process under `/usr/bin/time -v`, through
 `MetaTrainer.run` (logging and checkpointing as a real run does): Optim4RL, TBPTT with K = 4
 (`--agents-per-chunk C`: differentiated C agents at a time), 64 single-env A2C agents with
-pipeline training (reset interval 32). Prints the time of the first meta-step and of its
+pipeline training (reset interval 32; `--agents N` for another count), by autodiff through
+the unroll or, with `--coordinate-fraction P` (repeatable: one child per value, `none` for
+autodiff), by coordinates with a sampled fraction `P`. Prints the time of the first meta-step and of its
 compiling (tracing + XLA), how many times the meta-step was traced, the steady-state
 env-steps/s over the following meta-steps, the child's peak RSS, and the ratio of env-steps/s
 to the reference implementation's on a 2-core CPU of this kind (docs/reference.md, "Measured
@@ -31,6 +34,8 @@ import l2orl, l2orl.rl as rl
 name, steps, remat = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 chunk = int(sys.argv[4]) or None
 options = json.loads(sys.argv[5]) or None
+fraction = json.loads(sys.argv[6])
+agents = int(sys.argv[7])
 traces = []
 class Counting(l2orl.MetaTrainer):  # counts how often `run` traces the meta-step
     def step(self, state):
@@ -38,8 +43,9 @@ class Counting(l2orl.MetaTrainer):  # counts how often `run` traces the meta-ste
         return super().step(state)
 env_name = "Catch" if name == "catch" else name
 learner = rl.default_learner(env_name, n_envs=1)
-task = l2orl.MetaTask(name, learner, rl.make(env_name), l2orl.Pipeline(64, 32))
-trainer = Counting(l2orl.optim4rl(), (task,), estimator=l2orl.TruncatedBPTT(remat, chunk),
+task = l2orl.MetaTask(name, learner, rl.make(env_name), l2orl.Pipeline(agents, 32))
+estimator = l2orl.TruncatedBPTT(remat, chunk, fraction)
+trainer = Counting(l2orl.optim4rl(), (task,), estimator=estimator,
                    schedule=l2orl.ConstantTruncation(4),
                    meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)))
 with tempfile.TemporaryDirectory() as out:
@@ -57,7 +63,13 @@ def main() -> None:
     parser.add_argument("config", choices=sorted(REFERENCE))
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--remat", action="store_true")
-    parser.add_argument("--agents-per-chunk", type=int, default=0, help="0: all 64 at once")
+    parser.add_argument("--agents-per-chunk", type=int, default=0, help="0: all at once")
+    parser.add_argument("--agents", type=int, default=64)
+    parser.add_argument(
+        "--coordinate-fraction",
+        action="append",
+        help="a fraction in (0, 1] or 'none' (autodiff); repeat to compare",
+    )
     parser.add_argument("--fast-compile", action="store_true", help="XLA CPU at LLVM -O1")
     parser.add_argument(
         "--low-memory", action="store_true", help="XLA CPU without its new fusion emitters"
@@ -68,6 +80,11 @@ def main() -> None:
         options["xla_backend_optimization_level"] = 1
     if args.low_memory:
         options["xla_cpu_use_fusion_emitters"] = False
+    for fraction in args.coordinate_fraction or ["none"]:
+        run_child(args, options, fraction)
+
+
+def run_child(args: argparse.Namespace, options: dict, fraction: str) -> None:
     cmd = [
         "/usr/bin/time",
         "-v",
@@ -79,6 +96,8 @@ def main() -> None:
         str(int(args.remat)),
         str(args.agents_per_chunk),
         json.dumps(options),
+        json.dumps(None if fraction == "none" else float(fraction)),
+        str(args.agents),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -88,10 +107,11 @@ def main() -> None:
         int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1)) / 1e6
     )
     ref_rate, ref_gb = REFERENCE[args.config]
-    chunk = args.agents_per_chunk or 64
+    chunk = args.agents_per_chunk or args.agents
+    route = "autodiff" if fraction == "none" else f"coordinate_fraction={fraction}"
     print(
-        f"{args.config} (remat={args.remat}, {chunk} agents per chunk, "
-        f"XLA options {options}), {args.steps} meta-steps"
+        f"{args.config}, {args.agents} agents, {route} (remat={args.remat}, {chunk} agents "
+        f"per chunk, XLA options {options}), {args.steps} meta-steps"
     )
     first, traces, rate = result["first_step_s"], result["traces"], result["env_steps_per_s"]
     print(
@@ -99,7 +119,7 @@ def main() -> None:
         f"{result['compile_s']:.1f} s; meta-step traced {traces}x"
     )
     print(f"steady state: {rate:,.0f} env-steps/s = {rate / ref_rate:.2f}x ref. ({ref_rate:,.0f})")
-    print(f"peak RSS: {peak_gb:.2f} GB (reference {ref_gb} GB)")
+    print(f"peak RSS: {peak_gb:.2f} GB (reference {ref_gb} GB)", flush=True)
 
 
 if __name__ == "__main__":

@@ -117,11 +117,20 @@ ESTIMATORS = [
     (l2orl.TruncatedBPTT(), l2orl.AgentLoss(), "K"),
     (l2orl.TruncatedBPTT(agents_per_chunk=2), l2orl.AgentLoss(), "K"),
     (l2orl.TruncatedBPTT(remat=True), l2orl.AgentLoss(), "K"),
+    (l2orl.TruncatedBPTT(coordinate_fraction=0.5), l2orl.AgentLoss(), "K"),
     (l2orl.TruncatedES(), l2orl.UnrollReturn(), "K"),
     (l2orl.PES(), l2orl.AgentLoss(), "K"),
     (l2orl.FullES(lifetime=3), l2orl.LifetimeReturn(), 0),  # trains fresh agents instead
 ]
-ESTIMATOR_IDS = ["TBPTT", "TBPTT-chunks", "TBPTT-remat", "TruncatedES", "PES", "FullES"]
+ESTIMATOR_IDS = [
+    "TBPTT",
+    "TBPTT-chunks",
+    "TBPTT-remat",
+    "TBPTT-coordinates",
+    "TruncatedES",
+    "PES",
+    "FullES",
+]
 
 META_LOSSES = [l2orl.AgentLoss(), l2orl.UnrollReturn(), l2orl.LifetimeReturn(0.5)]
 

@@ -34,9 +34,11 @@ from ._learner import (
 )
 from ._lopt import (
     PRESETS as PRESETS,
+    AbstractCoordinatewiseOptimizer as AbstractCoordinatewiseOptimizer,
     AbstractLearnedOptimizer as AbstractLearnedOptimizer,
     Branch as Branch,
     BranchState as BranchState,
+    MomentRatioInputs as MomentRatioInputs,
     MomentRatioOptimizer as MomentRatioOptimizer,
     MomentRatioState as MomentRatioState,
     NominalStepOptimizer as NominalStepOptimizer,

@@ -22,6 +22,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction_or_none(text: str) -> float | str:
+    if text == "none":
+        return text
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] or 'none', got {value}")
+    return value
+
+
 def _presets(args: argparse.Namespace) -> int:
     import l2orl
 
@@ -43,6 +52,8 @@ def config_of(args: argparse.Namespace):
     )
     fields = {f.name for f in dataclasses.fields(config)}
     flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if flags.get("coordinate_fraction") == "none":
+        flags["coordinate_fraction"] = None
     return config.replace(**flags)
 
 
@@ -156,6 +167,13 @@ def parser() -> argparse.ArgumentParser:
         dest="agents_per_chunk",
         type=_positive_int,
         help="tbptt: differentiate this many agents at a time (less memory; default all)",
+    )
+    meta.add_argument(
+        "--coordinate-fraction",
+        dest="coordinate_fraction",
+        type=_fraction_or_none,
+        help="tbptt: back-propagate through this fraction of the coordinates, sampled "
+        "(1: exact by coordinates; 'none': exact by autodiff through the unroll)",
     )
     meta.add_argument(
         "--low-memory",

@@ -1,8 +1,9 @@
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PyTree
 
 from .._custom_types import CellOutput, CoordinateFeatures, Hidden
 
@@ -33,6 +34,34 @@ class AbstractCell(eqx.Module):
 
         **Returns:** `(out, hidden)`, `out` of shape `(n_out,)`.
         """
+
+    def rows(
+        self, features: Float[Array, "n_features n"], hidden: PyTree
+    ) -> tuple[Float[Array, "n_out n"], PyTree]:
+        """The cell over `n` coordinates at once, coordinate axis LAST on the features, the
+        output and every array of `hidden` (`(*h, n)`). By default `jax.vmap` of the cell; a
+        cell overrides it with a hand-batched form where that is faster."""
+        return jax.vmap(self, in_axes=(-1, -1), out_axes=-1)(features, hidden)
+
+    def rows_vjp(
+        self,
+        features: Float[Array, "n_features n"],
+        hidden: PyTree,
+        d_out: Float[Array, "n_out n"],
+        d_hidden: PyTree,
+    ) -> tuple[PyTree, Float[Array, "n_features n"], PyTree]:
+        """The vector-Jacobian product of `rows`, given the cotangents of `(out, hidden')`.
+
+        **Returns:** `(d_arrays, d_features, d_hidden)`, `d_arrays` shaped like
+        `eqx.filter(self, eqx.is_inexact_array)`. By default by autodiff of `rows`; a cell
+        overrides it with a hand-written product where that is faster.
+        """
+        arrays, static = eqx.partition(self, eqx.is_inexact_array)
+
+        def rows(arrays, x, h):
+            return eqx.combine(arrays, static).rows(x, h)
+
+        return jax.vjp(rows, arrays, features, hidden)[1]((d_out, d_hidden))
 
 
 class AbstractStatelessCell(AbstractCell):

@@ -6,18 +6,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from ._base import AbstractCell
-from ._recurrent import GRUCell, gru_rows, gru_rows_vjp
 
 CHUNK = 16384
 """Coordinates per block of the backward pass: a block's gates fit in a core's L2 cache."""
-
-
-def _rows(cell: AbstractCell, features: Float[Array, "F n"], hidden: PyTree) -> tuple:
-    """The cell over `n` coordinates, coordinate axis last. GRUs have a hand-batched form
-    (`gru_rows`, differentiated by `gru_rows_vjp`); other cells are vmapped."""
-    if isinstance(cell, GRUCell):
-        return gru_rows(cell, features, hidden)
-    return jax.vmap(cell, in_axes=(-1, -1), out_axes=-1)(features, hidden)
 
 
 def apply_to_coordinates(
@@ -32,6 +23,10 @@ def apply_to_coordinates(
     the cell's intermediate activations and each block's work stays in cache.
     """
     return _blocked((cell, features, hidden), block)
+
+
+def _rows(cell: AbstractCell, features, hidden) -> tuple:
+    return cell.rows(features, hidden)
 
 
 @eqx.filter_custom_vjp
@@ -87,25 +82,11 @@ def _blocked_bwd(residuals, cotangents, perturbed, inputs, block):
     return backward(arrays, features, hidden, d_out, d_hidden)
 
 
-def _vjp(cell: AbstractCell, features, hidden, d_out, d_hidden) -> tuple:
-    """The vector-Jacobian product of `_rows` on one block: `(d_arrays, d_features,
-    d_hidden)`, `d_arrays` the gradient of the cell's inexact arrays."""
-    if isinstance(cell, GRUCell):
-        d_cell, d_features, d_hidden = gru_rows_vjp(cell, features, hidden, d_out, d_hidden)
-        return eqx.filter(d_cell, eqx.is_inexact_array), d_features, d_hidden
-    arrays, static = eqx.partition(cell, eqx.is_inexact_array)
-
-    def rows(arrays, x, h):
-        return _rows(eqx.combine(arrays, static), x, h)
-
-    return jax.vjp(rows, arrays, features, hidden)[1]((d_out, d_hidden))
-
-
 def _backward(cell, features, hidden, d_out, d_hidden, block) -> tuple:
     """The vector-Jacobian product of `_rows`, computed block by block of coordinates."""
     n = features.shape[-1]
     if n <= block:
-        return _vjp(cell, features, hidden, d_out, d_hidden)
+        return cell.rows_vjp(features, hidden, d_out, d_hidden)
 
     def step(b, carry):
         d_arrays, d_features, d_hidden_in = carry
@@ -118,8 +99,8 @@ def _backward(cell, features, hidden, d_out, d_hidden, block) -> tuple:
             return jax.lax.dynamic_slice_in_dim(x, start, block, axis=x.ndim - 1)
 
         masked = jax.tree.map(lambda d: jnp.where(fresh, cut(d), 0.0), (d_out, d_hidden))
-        g_arrays, g_features, g_hidden = _vjp(
-            cell, cut(features), jax.tree.map(cut, hidden), *masked
+        g_arrays, g_features, g_hidden = cell.rows_vjp(
+            cut(features), jax.tree.map(cut, hidden), *masked
         )
 
         def put(full, part):

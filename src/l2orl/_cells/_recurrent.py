@@ -74,6 +74,15 @@ class GRUCell(AbstractCell):
         out, hidden = gru_rows(self, features[:, None], hidden[:, None])
         return out[:, 0], hidden[:, 0]
 
+    def rows(
+        self, features: Float[Array, "n_features n"], hidden: Float[Array, "hidden n"]
+    ) -> tuple[Float[Array, "n_out n"], Float[Array, "hidden n"]]:
+        return gru_rows(self, features, hidden)
+
+    def rows_vjp(self, features, hidden, d_out, d_hidden):
+        d_cell, d_features, d_hidden = gru_rows_vjp(self, features, hidden, d_out, d_hidden)
+        return eqx.filter(d_cell, eqx.is_inexact_array), d_features, d_hidden
+
 
 class LSTMCell(AbstractCell):
     """A long short-term memory cell for one coordinate, then a linear readout of `h`.

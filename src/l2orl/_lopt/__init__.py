@@ -1,6 +1,10 @@
-from ._base import AbstractLearnedOptimizer as AbstractLearnedOptimizer
+from ._base import (
+    AbstractCoordinatewiseOptimizer as AbstractCoordinatewiseOptimizer,
+    AbstractLearnedOptimizer as AbstractLearnedOptimizer,
+)
 from ._branch import Branch as Branch, BranchState as BranchState
 from ._moment_ratio import (
+    MomentRatioInputs as MomentRatioInputs,
     MomentRatioOptimizer as MomentRatioOptimizer,
     MomentRatioState as MomentRatioState,
 )

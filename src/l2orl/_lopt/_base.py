@@ -5,7 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import PyTree
+from jaxtyping import Array, Float, PyTree
 
 from .._custom_types import Params, Updates
 
@@ -36,6 +36,22 @@ def prepare_inputs(
 
     grads = jax.tree.map(prep, updates)
     return grads, (None if params is None else jax.tree.map(prep, params))
+
+
+def ravel(tree: PyTree) -> Float[Array, " n"]:
+    """Every coordinate of every leaf of `tree` in leaf order, as float32 (`(0,)` if none)."""
+    leaves = [jnp.asarray(x, jnp.float32).reshape(-1) for x in jax.tree.leaves(tree)]
+    return jnp.concatenate(leaves) if leaves else jnp.zeros((0,), jnp.float32)
+
+
+def unravel(flat: Float[Array, " n"], like: PyTree) -> PyTree:
+    """`flat` (as `ravel` orders it) back into leaves shaped and typed like `like`'s."""
+    leaves, treedef = jax.tree.flatten(like)
+    out, offset = [], 0
+    for leaf in leaves:
+        out.append(flat[offset : offset + leaf.size].reshape(leaf.shape).astype(leaf.dtype))
+        offset += leaf.size
+    return treedef.unflatten(out)
 
 
 class AbstractLearnedOptimizer(eqx.Module):
@@ -71,3 +87,65 @@ class AbstractLearnedOptimizer(eqx.Module):
         """The number of scalar meta-parameters (floating-point array entries)."""
         leaves = jax.tree.leaves(eqx.filter(self, eqx.is_inexact_array))
         return sum(int(leaf.size) for leaf in leaves)
+
+
+class AbstractCoordinatewiseOptimizer(AbstractLearnedOptimizer):
+    """A learned optimizer whose update of each coordinate depends on the meta-parameters only
+    through that coordinate's own hidden state.
+
+    An update is split in two: `coordinate_inputs`, which holds no meta-parameters (the
+    preprocessors: momenta, normalisation, features of whole tensors), and `coordinate_step`,
+    the meta-parameterised part, one coordinate at a time over a batch of them (coordinate
+    axis last). `update` composes the two over every coordinate at once; the split lets
+    [`l2orl.TruncatedBPTT`][] with `coordinate_fraction` replay the second part for a sample
+    of coordinates only. With `stop_gradient_inputs`, the meta-gradient of any function of the
+    parameters after `K` updates is then a sum over coordinates.
+    """
+
+    stop_gradient_inputs: eqx.AbstractVar[bool]
+
+    @property
+    @abc.abstractmethod
+    def input_parts(self) -> tuple[eqx.Module, ...]:
+        """The modules `coordinate_inputs` runs (the preprocessors): meta-parameters in them
+        would reach the update through every coordinate at once."""
+
+    @abc.abstractmethod
+    def coordinate_inputs(
+        self, grads: Updates, state: PyTree, params: Params | None
+    ) -> tuple[PyTree, PyTree]:
+        """**Arguments:** the prepared (float32) gradients and parameters, the state.
+
+        **Returns:** `(inputs, state)`: every coordinate's inputs to `coordinate_step` (arrays
+        with the coordinates raveled in leaf order on the LAST axis, `(..., n)`), and the state
+        with everything but the hidden state advanced."""
+
+    @abc.abstractmethod
+    def coordinate_step(self, inputs: PyTree, hidden: PyTree) -> tuple[Float[Array, " n"], PyTree]:
+        """The update Δθ of `n` coordinates (float32) from their `inputs` (as
+        `coordinate_inputs` gives them, possibly a subset of coordinates) and `hidden` state,
+        and their new hidden state."""
+
+    @abc.abstractmethod
+    def hidden(self, state: PyTree) -> PyTree:
+        """The per-coordinate hidden state inside `state` (arrays `(..., n)`)."""
+
+    @abc.abstractmethod
+    def with_hidden(self, state: PyTree, hidden: PyTree) -> PyTree:
+        """`state` with its per-coordinate hidden state replaced by `hidden`."""
+
+    def coordinate_update(
+        self, updates: Updates, state: PyTree, params: Params | None = None
+    ) -> tuple[Updates, PyTree, PyTree]:
+        """`update`, also returning every coordinate's `coordinate_step` inputs:
+        `(updates, state, inputs)`."""
+        grads, params = prepare_inputs(updates, params, self.stop_gradient_inputs)
+        inputs, state = self.coordinate_inputs(grads, state, params)
+        flat, hidden = self.coordinate_step(inputs, self.hidden(state))
+        return unravel(flat, updates), self.with_hidden(state, hidden), inputs
+
+    def update(
+        self, updates: Updates, state: PyTree, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, PyTree]:
+        new, state, _ = self.coordinate_update(updates, state, params)
+        return new, state

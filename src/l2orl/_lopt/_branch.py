@@ -1,13 +1,14 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import PyTree
+from jaxtyping import Array, Float, PyTree
 
 from .._cells import AbstractCell
 from .._cells._coordinates import apply_to_coordinates
 from .._custom_types import Params, PreprocessorState, Updates
 from .._heads import AbstractHead
 from .._preprocess import AbstractPreprocessor
+from ._base import ravel, unravel
 
 
 class BranchState(eqx.Module):
@@ -59,34 +60,38 @@ class Branch(eqx.Module):
         )
         return BranchState(self.preprocessor.init(params), hidden, _layout(params))
 
-    def __call__(
+    def features(
         self, grads: Updates, state: BranchState, params: Params | None
-    ) -> tuple[Updates, BranchState]:
-        """**Returns:** the head's value for every coordinate (float32, leaves shaped like
-        `grads`) and the new state."""
+    ) -> tuple[Float[Array, "n_features n"], PreprocessorState]:
+        """The preprocessor's features of every coordinate of every leaf, raveled in leaf
+        order onto the LAST axis, and the preprocessor's new state."""
         leaves, treedef = jax.tree.flatten(grads)
         _check_layout(_layout(grads), state.layout)
         features, pre_state = self.preprocessor(grads, state.preprocessor, params)
-        # Ravel every coordinate of every leaf into one batch, coordinate axis last, so the
-        # cell runs as a few big ops.
-        flat_grads = jnp.concatenate([g.reshape(-1) for g in leaves])
-        flat_features = (
-            jnp.concatenate(
-                [
-                    f.reshape(g.size, self.cell.n_features)
-                    for f, g in zip(treedef.flatten_up_to(features), leaves, strict=True)
-                ]
-            )
-            .astype(jnp.float32)
-            .T
+        flat = jnp.concatenate(
+            [
+                f.reshape(g.size, self.cell.n_features)
+                for f, g in zip(treedef.flatten_up_to(features), leaves, strict=True)
+            ]
         )
-        out, hidden = apply_to_coordinates(self.cell, flat_features, state.hidden)
-        flat_dirs = jax.vmap(self.head, in_axes=(-1, 0))(out, flat_grads)
-        directions, offset = [], 0
-        for g in leaves:
-            directions.append(flat_dirs[offset : offset + g.size].reshape(g.shape))
-            offset += g.size
-        return treedef.unflatten(directions), BranchState(pre_state, hidden, state.layout)
+        return flat.astype(jnp.float32).T, pre_state
+
+    def step(
+        self, features: Float[Array, "n_features n"], grads: Float[Array, " n"], hidden: PyTree
+    ) -> tuple[Float[Array, " n"], PyTree]:
+        """The cell and head over `n` coordinates (raveled as `features` returns them):
+        **returns** the head's value for each and the cells' new hidden state."""
+        out, hidden = apply_to_coordinates(self.cell, features, hidden)
+        return jax.vmap(self.head, in_axes=(-1, 0))(out, grads), hidden
+
+    def __call__(
+        self, grads: Updates, state: BranchState, params: Params | None
+    ) -> tuple[Updates, BranchState]:
+        """`features` then `step`: **returns** the head's value for every coordinate (float32,
+        leaves shaped like `grads`) and the new state."""
+        features, pre_state = self.features(grads, state, params)
+        directions, hidden = self.step(features, ravel(grads), state.hidden)
+        return unravel(directions, grads), BranchState(pre_state, hidden, state.layout)
 
 
 def _layout(tree: PyTree) -> tuple[tuple[str, tuple[int, ...]], ...]:

@@ -1,11 +1,10 @@
-from typing import Any
-
 import equinox as eqx
 import jax
+from jaxtyping import Array, Float, PyTree
 
 from .._custom_types import Params, Updates
 from .._utils import check_positive
-from ._base import AbstractLearnedOptimizer, check_params, prepare_inputs
+from ._base import AbstractCoordinatewiseOptimizer, check_params, ravel
 from ._branch import Branch, BranchState
 
 
@@ -16,7 +15,16 @@ class MomentRatioState(eqx.Module):
     v: BranchState
 
 
-class MomentRatioOptimizer(AbstractLearnedOptimizer):
+class MomentRatioInputs(eqx.Module):
+    """What a [`l2orl.MomentRatioOptimizer`][]'s cells and heads read, per coordinate
+    (coordinates on the last axis): the gradients and each branch's features."""
+
+    grads: Float[Array, " n"]
+    m_features: Float[Array, "n_m n"]
+    v_features: Float[Array, "n_v n"]
+
+
+class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
     """The Optim4RL structure: `Δθ = -α·m·rsqrt(v + ε)`, `m` and `v` learned per coordinate.
 
     Each of `m` and `v` is its own [`l2orl.Branch`][]. With a `SignExpHead` on `m` and an
@@ -41,20 +49,35 @@ class MomentRatioOptimizer(AbstractLearnedOptimizer):
         check_params(params)
         return MomentRatioState(self.m_branch.init(params), self.v_branch.init(params))
 
-    def update(
-        self,
-        updates: Updates,
-        state: MomentRatioState,
-        params: Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[Updates, MomentRatioState]:
-        grads, params = prepare_inputs(updates, params, self.stop_gradient_inputs)
-        m, m_state = self.m_branch(grads, state.m, params)
-        v, v_state = self.v_branch(grads, state.v, params)
-        new = jax.tree.map(
-            lambda m, v, u: (-self.step_size * m * jax.lax.rsqrt(v + self.eps)).astype(u.dtype),
-            m,
-            v,
-            updates,
+    @property
+    def input_parts(self) -> tuple[eqx.Module, ...]:
+        return (self.m_branch.preprocessor, self.v_branch.preprocessor)
+
+    def coordinate_inputs(
+        self, grads: Updates, state: MomentRatioState, params: Params | None
+    ) -> tuple[MomentRatioInputs, MomentRatioState]:
+        m_features, m_pre = self.m_branch.features(grads, state.m, params)
+        v_features, v_pre = self.v_branch.features(grads, state.v, params)
+        state = MomentRatioState(
+            BranchState(m_pre, state.m.hidden, state.m.layout),
+            BranchState(v_pre, state.v.hidden, state.v.layout),
         )
-        return new, MomentRatioState(m_state, v_state)
+        return MomentRatioInputs(ravel(grads), m_features, v_features), state
+
+    def coordinate_step(
+        self, inputs: MomentRatioInputs, hidden: tuple[PyTree, PyTree]
+    ) -> tuple[Float[Array, " n"], tuple[PyTree, PyTree]]:
+        m, m_hidden = self.m_branch.step(inputs.m_features, inputs.grads, hidden[0])
+        v, v_hidden = self.v_branch.step(inputs.v_features, inputs.grads, hidden[1])
+        return -self.step_size * m * jax.lax.rsqrt(v + self.eps), (m_hidden, v_hidden)
+
+    def hidden(self, state: MomentRatioState) -> tuple[PyTree, PyTree]:
+        return state.m.hidden, state.v.hidden
+
+    def with_hidden(
+        self, state: MomentRatioState, hidden: tuple[PyTree, PyTree]
+    ) -> MomentRatioState:
+        return MomentRatioState(
+            BranchState(state.m.preprocessor, hidden[0], state.m.layout),
+            BranchState(state.v.preprocessor, hidden[1], state.v.layout),
+        )

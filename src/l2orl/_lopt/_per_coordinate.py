@@ -1,18 +1,16 @@
-from typing import Any
-
 import equinox as eqx
-import jax
+from jaxtyping import Array, Float, PyTree
 
 from .._cells import AbstractCell
 from .._custom_types import Params, Updates
 from .._heads import AbstractHead
 from .._preprocess import AbstractPreprocessor
 from .._utils import check_positive
-from ._base import AbstractLearnedOptimizer, check_params, prepare_inputs
+from ._base import AbstractCoordinatewiseOptimizer, check_params, ravel
 from ._branch import Branch, BranchState
 
 
-class PerCoordinateOptimizer(AbstractLearnedOptimizer):
+class PerCoordinateOptimizer(AbstractCoordinatewiseOptimizer):
     """`Δθ = -α·head(cell(preprocessor(g)), g)`, one shared network over every coordinate.
 
     **Arguments:**
@@ -47,15 +45,25 @@ class PerCoordinateOptimizer(AbstractLearnedOptimizer):
         check_params(params)
         return self.branch.init(params)
 
-    def update(
-        self,
-        updates: Updates,
-        state: BranchState,
-        params: Params | None = None,
-        **extra_args: Any,
-    ) -> tuple[Updates, BranchState]:
-        grads, params = prepare_inputs(updates, params, self.stop_gradient_inputs)
-        directions, state = self.branch(grads, state, params)
-        return jax.tree.map(
-            lambda d, u: (-self.step_size * d).astype(u.dtype), directions, updates
-        ), state
+    @property
+    def input_parts(self) -> tuple[eqx.Module, ...]:
+        return (self.branch.preprocessor,)
+
+    def coordinate_inputs(
+        self, grads: Updates, state: BranchState, params: Params | None
+    ) -> tuple[tuple[Float[Array, " n"], Float[Array, "n_features n"]], BranchState]:
+        features, pre_state = self.branch.features(grads, state, params)
+        return (ravel(grads), features), BranchState(pre_state, state.hidden, state.layout)
+
+    def coordinate_step(
+        self, inputs: tuple[Float[Array, " n"], Float[Array, "n_features n"]], hidden: PyTree
+    ) -> tuple[Float[Array, " n"], PyTree]:
+        grads, features = inputs
+        directions, hidden = self.branch.step(features, grads, hidden)
+        return -self.step_size * directions, hidden
+
+    def hidden(self, state: BranchState) -> PyTree:
+        return state.hidden
+
+    def with_hidden(self, state: BranchState, hidden: PyTree) -> BranchState:
+        return BranchState(state.preprocessor, hidden, state.layout)

@@ -9,7 +9,7 @@ import jax
 import optax
 
 from .._lopt import PRESETS, AbstractLearnedOptimizer
-from .._utils import check_non_negative_int, check_positive, check_positive_int
+from .._utils import check_fraction, check_non_negative_int, check_positive, check_positive_int
 from ._estimators import ESTIMATORS, AbstractEstimator
 from ._losses import META_LOSSES, AbstractMetaLoss
 from ._pipeline import Pipeline
@@ -46,7 +46,8 @@ class MetaTrainConfig:
     `agents`, `unroll` (`K`, the most inner updates per meta-step), `min_unroll` (the least, for
     the `log_uniform` and `curriculum` schedules), `reset_interval`, `pipeline` (a
     [`l2orl.Pipeline`][] kind), `estimator` (a name of [`l2orl.ESTIMATORS`][]),
-    `agents_per_chunk` (an option of `tbptt`), `meta_loss` (a name of
+    `agents_per_chunk` and `coordinate_fraction` (options of `tbptt`: see
+    [`l2orl.TruncatedBPTT`][]), `meta_loss` (a name of
     [`l2orl.META_LOSSES`][]), `schedule` (a name of [`l2orl.SCHEDULES`][]), `low_memory` (compile
     with XLA CPU's older fusion emitters: less compiler memory, a slower meta-step), `meta_lr`,
     `meta_clip` (element-wise clip of the meta-gradient, or None), `task_normalize`,
@@ -69,6 +70,7 @@ class MetaTrainConfig:
     pipeline: str = "staggered"
     estimator: str = "tbptt"
     agents_per_chunk: int | None = None
+    coordinate_fraction: float | None = None
     meta_loss: str = "agent"
     schedule: str = "constant"
     low_memory: bool = False
@@ -101,6 +103,9 @@ class MetaTrainConfig:
         check_positive_int("eval_updates", self.eval_updates)
         check_non_negative_int("keep_checkpoints", self.keep_checkpoints)
         check_positive_int("agents_per_chunk", self.agents_per_chunk, optional=True)
+        if self.coordinate_fraction is not None:
+            check_fraction("coordinate_fraction", self.coordinate_fraction)
+            object.__setattr__(self, "coordinate_fraction", float(self.coordinate_fraction))
         for name in ("step_size", "meta_lr"):
             check_positive(name, getattr(self, name))
         for name in ("agent_clip", "meta_clip", "task_normalize"):
@@ -146,6 +151,7 @@ class MetaTrainConfig:
         # estimator and meta-loss together.
         Pipeline(self.agents, self.reset_interval, self.pipeline)
         estimator, meta_loss = self.make_estimator(), self.make_meta_loss()
+        estimator.check_optimizer(self.make_optimizer())
         if estimator.needs_differentiable_loss and not meta_loss.differentiable:
             raise ValueError(
                 f"estimator {self.estimator!r} needs a differentiable meta-loss; "
@@ -220,15 +226,21 @@ class MetaTrainConfig:
         )
 
     def make_estimator(self) -> AbstractEstimator:
-        """The estimator, with `agents_per_chunk` when set (an error if it takes none)."""
+        """The estimator, with `agents_per_chunk` and `coordinate_fraction` when set (an error
+        if it takes none)."""
         cls = ESTIMATORS[self.estimator]
-        if self.agents_per_chunk is None:
-            return cls()
-        if "agents_per_chunk" not in {f.name for f in dataclasses.fields(cls)}:
-            raise ValueError(
-                f"agents_per_chunk is an option of another estimator, not {self.estimator!r}"
-            )
-        return cls(agents_per_chunk=self.agents_per_chunk)
+        options = {
+            name: getattr(self, name)
+            for name in ("agents_per_chunk", "coordinate_fraction")
+            if getattr(self, name) is not None
+        }
+        fields = {f.name for f in dataclasses.fields(cls)}
+        for name in options:
+            if name not in fields:
+                raise ValueError(
+                    f"{name} is an option of another estimator, not {self.estimator!r}"
+                )
+        return cls(**options)
 
     def make_meta_loss(self) -> AbstractMetaLoss:
         return META_LOSSES[self.meta_loss]()

@@ -10,7 +10,8 @@ from jaxtyping import Array, Bool, Float, Int, PyTree
 from .._custom_types import Metrics, PRNGKey
 from .._learner import UpdateMetrics, mean_return
 from .._lopt import AbstractLearnedOptimizer
-from .._utils import check_positive, check_positive_int, tree_select
+from .._utils import check_fraction, check_positive, check_positive_int, tree_select
+from ._coordinates import check_coordinatewise, sampled_meta_gradient
 from ._losses import AbstractMetaLoss
 from ._sharding import agent_devices
 from ._task import AgentsState, MetaTask
@@ -77,6 +78,10 @@ class AbstractEstimator(eqx.Module):
 
     needs_differentiable_loss: ClassVar[bool] = False
 
+    def check_optimizer(self, optimizer: AbstractLearnedOptimizer) -> None:
+        """Raise a `ValueError` if this estimator cannot estimate `optimizer`'s meta-gradient
+        (called when a `MetaTrainer` is made); by default every optimizer is accepted."""
+
     @abc.abstractmethod
     def init(self, meta_params: PyTree, agents: AgentsState, key: PRNGKey) -> PyTree:
         """The estimator's per-task state (`None` if it keeps none)."""
@@ -129,27 +134,56 @@ class TruncatedBPTT(AbstractStatelessEstimator):
 
     Gradients stop at the unroll's start (the agents' states are inputs), and the optimizer's
     inputs are stop-gradiented by the optimizer itself (`stop_gradient_inputs`), as the
-    reference. `remat=True` rematerialises each inner update in the backward pass.
-    `agents_per_chunk=c` differentiates the agents `c` at a time, one chunk after another (a
-    `lax.scan` over `n_agents / c` chunks, the agents carried and updated in place; a chunk is
-    a contiguous slice of each device's share of the agents, so it spans all devices when
-    agents are sharded): the backward pass's memory, which grows with the number of agents
-    differentiated together, shrinks about `n_agents / c` times, for the same meta-gradient
-    up to float rounding.
+    reference. Two routes compute it:
+
+    - `coordinate_fraction=None`: autodiff through the unroll (any optimizer, any learner).
+      `remat=True` rematerialises each inner update in the backward pass.
+    - `coordinate_fraction=p` in `(0, 1]`: by coordinates. For an
+      [`l2orl.AbstractCoordinatewiseOptimizer`][] with stop-gradiented inputs the
+      meta-gradient is `Σ_c a_c·Σ_k ∂Δθ_{k,c}/∂φ` with `a = ∂L/∂θ_K`: the inner updates run
+      forward only, recording each sampled coordinate's optimizer inputs, one backward pass
+      through the meta-loss gives `a`, and the recurrences of a stratified sample of a
+      fraction `p` of each agent's coordinates per parameter tensor are back-propagated,
+      weighted so that the estimate is unbiased. `p = 1` is the exact gradient (to float
+      rounding) at the cost of a forward pass and the cells' backward; smaller `p` cuts the
+      backward `1/p` times. It needs the meta-loss to depend on the meta-parameters only
+      through the parameters `θ_K` (true of [`l2orl.AgentLoss`][] with the library's
+      learners, whose environments return stop-gradiented observations), and refuses an
+      optimizer whose coordinates share meta-parameterised state.
+
+    `agents_per_chunk=c` runs the agents `c` at a time, one chunk after another (a `lax.scan`
+    over `n_agents / c` chunks, the agents carried and updated in place; a chunk is a
+    contiguous slice of each device's share of the agents, so it spans all devices when agents
+    are sharded): the memory, which grows with the number of agents run together, shrinks
+    about `n_agents / c` times, for the same meta-gradient up to float rounding.
     """
 
     remat: bool = eqx.field(static=True, default=False)
     agents_per_chunk: int | None = eqx.field(static=True, default=None)
+    coordinate_fraction: float | None = eqx.field(static=True, default=None)
     needs_differentiable_loss: ClassVar[bool] = True
 
     def __check_init__(self):
         check_positive_int("agents_per_chunk", self.agents_per_chunk, optional=True)
+        if self.coordinate_fraction is not None:
+            check_fraction("coordinate_fraction", self.coordinate_fraction)
+            if self.remat:
+                raise ValueError(
+                    "remat rematerialises the autodiff route; the coordinate route "
+                    f"(coordinate_fraction={self.coordinate_fraction}) never differentiates "
+                    "through the unroll: drop one"
+                )
+
+    def check_optimizer(self, optimizer):
+        if self.coordinate_fraction is not None:
+            check_coordinatewise(optimizer)
 
     def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
         if not meta_loss.differentiable:
             raise ValueError(
                 f"TruncatedBPTT needs a differentiable meta-loss, got {type(meta_loss).__name__}"
             )
+        self.check_optimizer(optimizer)
         meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
         n = task.pipeline.n_agents
         chunk = n if self.agents_per_chunk is None else self.agents_per_chunk
@@ -168,7 +202,24 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             losses, learner, opt_state, metrics = run(learner, opt_state, keys)
             return jnp.mean(losses), (learner, opt_state, metrics)
 
-        chunk_grad = eqx.filter_value_and_grad(chunk_loss, has_aux=True)
+        if self.coordinate_fraction is None:
+            chunk_grad = eqx.filter_value_and_grad(chunk_loss, has_aux=True)
+        else:
+
+            def chunk_grad(params, learner, opt_state, keys):
+                return sampled_meta_gradient(
+                    params,
+                    static,
+                    task,
+                    meta_loss,
+                    learner,
+                    opt_state,
+                    keys,
+                    length,
+                    max_length,
+                    self.coordinate_fraction,
+                )
+
         keys = jax.random.split(key, n)
         if chunk == n:
             (loss, (learner, opt_state, metrics)), grad = chunk_grad(

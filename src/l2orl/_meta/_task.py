@@ -42,15 +42,33 @@ class MetaTask(eqx.Module):
         check_positive("update_scale", self.update_scale)
 
     def transform(
-        self, optimizer: AbstractLearnedOptimizer
+        self,
+        optimizer: AbstractLearnedOptimizer,
+        core: optax.GradientTransformationExtraArgs | None = None,
     ) -> optax.GradientTransformationExtraArgs:
-        """The optax transform this task's agents train with."""
-        parts = [optimizer.as_optax()]
+        """The optax transform this task's agents train with; `core` (an instrumented copy of
+        `optimizer.as_optax()` with the same update) takes the optimizer's place if given."""
+        parts = [optimizer.as_optax() if core is None else core]
         if self.grad_clip is not None:
             parts.insert(0, optax.clip(self.grad_clip))
         if self.update_scale != 1.0:
             parts.append(optax.scale(self.update_scale))
         return parts[0] if len(parts) == 1 else optax.chain(*parts)
+
+    def _chained(self) -> bool:
+        return self.grad_clip is not None or self.update_scale != 1.0
+
+    def optimizer_state(self, opt_state: PyTree) -> PyTree:
+        """The learned optimizer's own state inside a state of `transform`."""
+        return opt_state[int(self.grad_clip is not None)] if self._chained() else opt_state
+
+    def with_optimizer_state(self, opt_state: PyTree, inner: PyTree) -> PyTree:
+        """A state of `transform` with the learned optimizer's own state replaced by `inner`."""
+        if not self._chained():
+            return inner
+        parts = list(opt_state)
+        parts[int(self.grad_clip is not None)] = inner
+        return tuple(parts)
 
     def fresh_agents(
         self, optimizer: AbstractLearnedOptimizer, keys: Key[Array, " n"]

@@ -75,6 +75,7 @@ class MetaTrainer(eqx.Module):
                 "FullES) or AgentLoss"
             )
         check_positive("task_normalize", self.task_normalize, optional=True)
+        self.estimator.check_optimizer(self.optimizer)
 
     def optimizer_at(self, state: MetaState) -> AbstractLearnedOptimizer:
         """The learned optimizer with `state`'s meta-parameters."""

@@ -1,12 +1,48 @@
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PyTree
+import optax
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._custom_types import PRNGKey
 from .._learner import UpdateMetrics, scan_updates
 from .._lopt import AbstractLearnedOptimizer
 from ._losses import AbstractMetaLoss
 from ._task import MetaTask
+
+
+def inner_updates(
+    task: MetaTask,
+    tx: optax.GradientTransformation,
+    learner_state: PyTree,
+    opt_state: PyTree,
+    length: Int[Array, ""] | int,
+    max_length: int,
+    key: PRNGKey,
+    remat: bool = False,
+) -> tuple[PyTree, PyTree, UpdateMetrics, Bool[Array, " K"], PRNGKey]:
+    """One agent's `length` (≤ `max_length`) inner updates through `tx`: the part of an
+    [`unroll`][l2orl._meta._unroll.unroll] before its meta-loss.
+
+    **Returns:** `(learner_state, opt_state, metrics, active, loss_key)`, the metrics stacked
+    over the `max_length` updates, `active` saying which ran, and the key the meta-loss takes.
+    """
+    k_unroll, k_loss = jax.random.split(key)
+    keys = jax.random.split(k_unroll, max_length)
+    traced = None if isinstance(length, int) else length
+    state, opt, metrics, active = scan_updates(
+        task.learner, task.env, tx, learner_state, opt_state, keys, traced, remat
+    )
+    return state, opt, metrics, active, k_loss
+
+
+def summarize(metrics: UpdateMetrics, active: Bool[Array, " K"]) -> UpdateMetrics:
+    """An unroll's summary: `return_sum` and `episodes` summed over the updates that ran, and
+    their mean `loss`."""
+    return UpdateMetrics(
+        loss=jnp.sum(metrics.loss * active) / jnp.maximum(jnp.sum(active), 1),
+        return_sum=jnp.sum(metrics.return_sum * active),
+        episodes=jnp.sum(metrics.episodes * active),
+    )
 
 
 def unroll(
@@ -27,20 +63,11 @@ def unroll(
     With `remat`, each inner update is rematerialised in the backward pass (peak memory grows
     with the number of updates by their carries only, not their activations).
 
-    **Returns:** `(loss, learner_state, opt_state, summary)`, the summary's `return_sum` and
-    `episodes` summed over the updates that ran and its `loss` their mean.
+    **Returns:** `(loss, learner_state, opt_state, summary)` (see `summarize`).
     """
-    k_unroll, k_loss = jax.random.split(key)
-    keys = jax.random.split(k_unroll, max_length)
-    traced = None if isinstance(length, int) else length
     tx = task.transform(optimizer)
-    state, opt, metrics, active = scan_updates(
-        task.learner, task.env, tx, learner_state, opt_state, keys, traced, remat
+    state, opt, metrics, active, k_loss = inner_updates(
+        task, tx, learner_state, opt_state, length, max_length, key, remat
     )
     loss, state = meta_loss(task.learner, task.env, state, metrics, active, k_loss)
-    summary = UpdateMetrics(
-        loss=jnp.sum(metrics.loss * active) / jnp.maximum(jnp.sum(active), 1),
-        return_sum=jnp.sum(metrics.return_sum * active),
-        episodes=jnp.sum(metrics.episodes * active),
-    )
-    return loss, state, opt, summary
+    return loss, state, opt, summarize(metrics, active)

@@ -1,0 +1,200 @@
+"""Truncated BPTT as a sum over coordinates, back-propagated through a sample of them.
+
+With stop-gradiented optimizer inputs, coordinate `c`'s updates depend on the
+meta-parameters `φ` only through its own hidden state, so `θ_K = θ_0 + Σ_k Δθ_k` gives
+
+    ∇φ L = Σ_c a_c · Σ_k ∂Δθ_{k,c}/∂φ,    a = ∂L/∂θ_K.
+
+The inner updates run forward only, recording each sampled coordinate's optimizer inputs;
+one backward pass through the meta-loss gives `a`; the sampled coordinates' recurrences are
+then replayed and back-propagated with the constant cotangents `a_c`, weighted so that the
+sum is unbiased.
+"""
+
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, Int, PyTree
+
+from .._custom_types import PRNGKey
+from .._lopt import AbstractCoordinatewiseOptimizer, AbstractLearnedOptimizer
+from .._lopt._base import ravel
+from ._losses import AbstractMetaLoss
+from ._task import MetaTask
+from ._unroll import inner_updates, summarize
+
+
+class CoordinateSample(eqx.Module):
+    """Coordinates drawn from the raveled parameters, and their Horvitz–Thompson weights (the
+    inverse of each one's probability of being drawn): `Σ_j weight_j·f[index_j]` is an
+    unbiased estimate of `Σ_c f_c`."""
+
+    index: Int[Array, " m"]
+    weight: Float[Array, " m"]
+
+
+def stratified_sample(key: PRNGKey, sizes: tuple[int, ...], fraction: float) -> CoordinateSample:
+    """`ceil(fraction·n)` coordinates of each parameter leaf of `n` (leaf sizes `sizes`, raveled
+    in order): the leaf is cut into that many contiguous strata of near-equal size and one
+    coordinate is drawn uniformly from each, weighted by its stratum's size. At `fraction=1`
+    every coordinate is drawn once with weight 1."""
+    starts, widths, offset = [], [], 0
+    for n in sizes:
+        m = math.ceil(fraction * n)
+        bounds = (np.arange(m + 1) * n) // m
+        starts.append(offset + bounds[:-1])
+        widths.append(np.diff(bounds))
+        offset += n
+    start = jnp.asarray(np.concatenate(starts or [np.zeros(0)]), jnp.int32)
+    width = jnp.asarray(np.concatenate(widths or [np.zeros(0)]), jnp.int32)
+    u = jax.random.uniform(key, start.shape)
+    pick = jnp.minimum((u * width).astype(jnp.int32), width - 1)
+    return CoordinateSample(start + pick, width.astype(jnp.float32))
+
+
+def check_coordinatewise(optimizer: AbstractLearnedOptimizer) -> None:
+    """Raise a `ValueError` unless `optimizer`'s meta-gradient is a sum over coordinates."""
+    name = type(optimizer).__name__
+    route = "use coordinate_fraction=None (autodiff through the unroll)"
+    if not isinstance(optimizer, AbstractCoordinatewiseOptimizer):
+        raise ValueError(
+            f"coordinate_fraction needs an l2orl.AbstractCoordinatewiseOptimizer, whose "
+            f"coordinates share no meta-parameterised state; {name} is not one: {route}"
+        )
+    if not optimizer.stop_gradient_inputs:
+        raise ValueError(
+            f"coordinate_fraction needs stop-gradiented optimizer inputs; {name} has "
+            f"stop_gradient_inputs=False, so its meta-gradient is not a sum over coordinates: "
+            f"{route}"
+        )
+    shared = jax.tree.leaves(eqx.filter(optimizer.input_parts, eqx.is_inexact_array))
+    if shared:
+        parts = [type(p).__name__ for p in optimizer.input_parts]
+        raise ValueError(
+            f"coordinate_fraction needs preprocessors without meta-parameters; {name}'s "
+            f"preprocessors {parts} hold {len(shared)} arrays that reach every coordinate: "
+            f"{route}"
+        )
+
+
+def _recording(
+    optimizer: AbstractCoordinatewiseOptimizer, take: Callable, record: PyTree
+) -> optax.GradientTransformationExtraArgs:
+    """`optimizer` as an optax transform whose state also carries `record` (arrays with a
+    leading axis of `K` updates): each update shifts it by one and appends the sampled
+    coordinates' `coordinate_step` inputs (`take` of every coordinate's), so that after `k ≤ K`
+    updates their inputs are its last `k` entries, in order."""
+
+    def init(params):
+        return optimizer.init(params), record
+
+    def update(updates, state, params=None, **extra_args):
+        inner, recorded = state
+        new, inner, inputs = optimizer.coordinate_update(updates, inner, params)
+        recorded = jax.tree.map(
+            lambda r, x: jnp.concatenate([r[1:], take(x)[None]]), recorded, inputs
+        )
+        return new, (inner, recorded)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def sampled_meta_gradient(
+    meta_params: PyTree,
+    static: PyTree,
+    task: MetaTask,
+    meta_loss: AbstractMetaLoss,
+    learner: PyTree,
+    opt_state: PyTree,
+    keys: PRNGKey,
+    length: Int[Array, ""] | int,
+    max_length: int,
+    fraction: float,
+) -> tuple[tuple[Float[Array, ""], tuple[PyTree, PyTree, PyTree]], PyTree]:
+    """The meta-gradient of the agents' mean meta-loss, by coordinates (see the module), for
+    agents `learner`, `opt_state` (leading axis `n`) unrolled with keys `keys`; each agent
+    draws its own `stratified_sample` of `fraction` of the coordinates.
+
+    **Returns:** `((mean_loss, (learner, opt_state, summaries)), meta_gradient)`, as
+    `eqx.filter_value_and_grad(..., has_aux=True)` of the unrolls would.
+    """
+    optimizer = eqx.combine(meta_params, static)
+    one_agent = jax.tree.map(lambda x: x[0], task.learner.params(learner))
+    sizes = tuple(int(x.size) for x in jax.tree.leaves(one_agent))
+    inputs_shape = jax.eval_shape(
+        lambda p, s: optimizer.coordinate_update(p, s, p)[2],
+        one_agent,
+        jax.tree.map(lambda x: x[0], task.optimizer_state(opt_state)),
+    )
+
+    def forward(learner_state, agent_opt_state, key):
+        sample = stratified_sample(jax.random.fold_in(key, 1), sizes, fraction)
+        if fraction == 1:  # every coordinate, in order: no gathers
+
+            def take(x):
+                return x
+
+        else:
+
+            def take(x):
+                return x[..., sample.index]
+
+        m = sample.index.shape[0]
+        record = jax.tree.map(
+            lambda s: jnp.zeros((max_length, *s.shape[:-1], m), s.dtype), inputs_shape
+        )
+        inner = task.optimizer_state(agent_opt_state)
+        hidden = jax.tree.map(take, optimizer.hidden(inner))
+        tx = task.transform(optimizer, _recording(optimizer, take, record))
+        start = task.with_optimizer_state(agent_opt_state, (inner, record))
+        state, opt, metrics, active, k_loss = inner_updates(
+            task, tx, learner_state, start, length, max_length, key
+        )
+        inner, record = task.optimizer_state(opt)
+
+        def score(state):
+            return meta_loss(task.learner, task.env, state, metrics, active, k_loss)
+
+        (loss, state), d_state = eqx.filter_value_and_grad(score, has_aux=True)(state)
+        d_theta = ravel(task.learner.params(d_state))[sample.index]
+        cotangent = d_theta * sample.weight * task.update_scale
+        replay = (record, hidden, cotangent, active)
+        opt = task.with_optimizer_state(opt, inner)
+        return loss, state, opt, summarize(metrics, active), replay
+
+    losses, learner, opt_state, summaries, replay = jax.vmap(forward)(learner, opt_state, keys)
+    record, hidden, cotangent, active = replay
+    n = keys.shape[0]
+
+    # Every agent's sampled coordinates as one batch: agents × samples on the last axis.
+    def coordinates(x):
+        x = jnp.moveaxis(x, 0, -2)
+        return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
+
+    # Materialised once (a barrier), not fused into every read of the replay as a transpose.
+    record, hidden, cotangent = jax.lax.optimization_barrier(
+        (*jax.tree.map(coordinates, (record, hidden)), cotangent.reshape(-1) / n)
+    )
+
+    def surrogate(meta_params):
+        optimizer = eqx.combine(meta_params, static)
+
+        # The record holds the updates that ran as its last entries: replay it in order,
+        # skipping the leading entries of updates that did not run.
+        def step(hidden, inputs):
+            inputs, ran = inputs
+            delta, new_hidden = optimizer.coordinate_step(inputs, hidden)
+            hidden = jax.tree.map(lambda a, b: jnp.where(ran, a, b), new_hidden, hidden)
+            return hidden, jnp.where(ran, jnp.vdot(delta, cotangent), 0.0)
+
+        # Unrolled: XLA CPU runs the cells several times slower inside a loop's body.
+        ran = active[0][::-1]
+        return jnp.sum(jax.lax.scan(step, hidden, (record, ran), unroll=True)[1])
+
+    grad = jax.grad(surrogate)(meta_params)
+    return (jnp.mean(losses), (learner, opt_state, summaries)), grad
