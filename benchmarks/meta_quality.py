@@ -3,16 +3,17 @@
     python benchmarks/meta_quality.py [--meta-seeds 3] [--test-seeds 3] [--test-key 0]
                                       [--meta-lr 3e-3] [--reset-interval 32] [--meta-steps 78]
                                       [--step-size 1e-3] [--test-step-sizes 1e-3 ...]
+                                      [--coordinate-fraction P|none]
 
 Meta-trains the README's default (Optim4RL, 64 single-env A2C agents with pipeline training,
-TBPTT with K = 4, meta-Adam 3e-3 with element-wise clip 1, α = `--step-size`) once per
-meta-training seed, then trains A2C agents from scratch on Catch for 5e5 env-steps with each
-meta-trained optimizer, its α set to each of `--test-step-sizes` (default: the meta-training
-α), on the same test seeds (root `--test-key`: keep it apart from the seeds used to choose
-settings). Adam with each of those learning rates runs on the same seeds as a baseline. A
-run's score is its mean return over the last 5 % of updates. Prints per-seed finals and the
-pooled mean, IQM and 95 % bootstrap CIs, and writes benchmarks/results/meta_quality*.json.
-"""
+TBPTT with K = 4 by the config's default route or `--coordinate-fraction`, meta-Adam 3e-3 with
+element-wise clip 1, α = `--step-size`) once per meta-training seed, then trains A2C agents
+from scratch on Catch for 5e5 env-steps with each meta-trained optimizer, its α set to each of
+`--test-step-sizes` (default: the meta-training α), on the same test seeds (root `--test-key`:
+keep it apart from the seeds used to choose settings). Adam with each of those learning rates
+runs on the same seeds as a baseline. A run's score is its mean return over the last 5 % of
+updates. Prints per-seed finals and the pooled mean, IQM and 95 % bootstrap CIs, and writes
+benchmarks/results/meta_quality*.json."""
 
 import argparse
 import dataclasses
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--meta-steps", type=int, default=78)
     parser.add_argument("--step-size", type=float, default=1e-3)
     parser.add_argument("--test-step-sizes", type=float, nargs="+", default=None)
+    parser.add_argument(
+        "--coordinate-fraction", default=None, help="TBPTT by coordinates (or 'none': autodiff)"
+    )
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     test_step_sizes = args.test_step_sizes or [args.step_size]
@@ -64,6 +68,11 @@ def main() -> None:
                 step_size=args.step_size,
                 out=out_dir,
             )
+            if args.coordinate_fraction is not None:
+                fraction = args.coordinate_fraction
+                config = config.replace(
+                    coordinate_fraction=None if fraction == "none" else float(fraction)
+                )
             start = time.perf_counter()
             trainer, state = config.run(progress=False)
         meta_seconds = time.perf_counter() - start

@@ -4,19 +4,18 @@
                                     [--agents-per-chunk C] [--coordinate-fraction P ...]
                                     [--agents N] [--fast-compile] [--low-memory]
 
-Runs one configuration in a child process under `/usr/bin/time -v`, through
-`MetaTrainer.run` (logging and checkpointing as a real run does): Optim4RL, TBPTT with K = 4
-(`--agents-per-chunk C`: differentiated C agents at a time), 64 single-env A2C agents with
-pipeline training (reset interval 32; `--agents N` for another count), by autodiff through
-the unroll or, with `--coordinate-fraction P` (repeatable: one child per value, `none` for
-autodiff), by coordinates with a sampled fraction `P`. Prints the time of the first meta-step and of its
+Runs one configuration in a child process under `/usr/bin/time -v`, through `MetaTrainer.run`
+(logging and checkpointing as a real run does): Optim4RL, TBPTT with K = 4 (`--agents-per-chunk
+C`: differentiated C agents at a time), 64 single-env A2C agents with pipeline training (reset
+interval 32; `--agents N` for another count), by autodiff through the unroll or, with
+`--coordinate-fraction P` (repeatable: one child per value, `none` for autodiff), by
+coordinates with a sampled fraction `P`. Prints the time of the first meta-step and of its
 compiling (tracing + XLA), how many times the meta-step was traced, the steady-state
 env-steps/s over the following meta-steps, the child's peak RSS, and the ratio of env-steps/s
-to the reference implementation's on a 2-core CPU of this kind (docs/reference.md, "Measured
-on the reference code": Catch 3,078 env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s
-and 10.1 GB). XLA options: `--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1)
-and `--low-memory` (XLA CPU's older fusion emitters, `xla_cpu_use_fusion_emitters` off).
-"""
+to the reference implementation's on a 2-core CPU of this kind (docs/reference.md, "Measured on
+the reference code": Catch 3,078 env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s and
+10.1 GB). XLA options: `--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1) and
+`--low-memory` (XLA CPU's older fusion emitters, `xla_cpu_use_fusion_emitters` off)."""
 
 import argparse
 import json

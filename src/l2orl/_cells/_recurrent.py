@@ -149,23 +149,33 @@ class LSTMCell(AbstractCell):
 def gru_rows(
     cell: GRUCell, features: Float[Array, "n_features n"], hidden: Float[Array, "hidden n"]
 ) -> tuple[Float[Array, "n_out n"], Float[Array, "hidden n"]]:
-    """`cell` over `n` coordinates, coordinate axis last: `GRUCell`'s equations with the
-    recurrent products unrolled into sums, which XLA fuses with the gates into one
-    pass over memory. Fast to evaluate, slow to differentiate: its gradient is `gru_rows_vjp`."""
+    """`cell` over `n` coordinates, coordinate axis last: `GRUCell`'s equations with every
+    product unrolled into sums, which XLA fuses with the gates into one pass over memory.
+    Fast to evaluate, slow to differentiate: its gradient is `gru_rows_vjp`."""
     if features.shape[0] != cell.n_features:
         raise ValueError(
             f"the GRUCell takes n_features={cell.n_features} features per coordinate, "
             f"got features of shape {features.shape}"
         )
-    size = cell.hidden_size
-    xi = jnp.einsum("ghf,fn->ghn", cell.input_kernel, features) + cell.input_bias[..., None]
-    kernel = cell.recurrent_kernel.reshape(3 * size, size)
-    hh = sum(kernel[:, i, None] * hidden[i] for i in range(size)).reshape(3, size, -1)
+    xi = _weighted_rows(cell.input_kernel, features) + cell.input_bias[..., None]
+    hh = _weighted_rows(cell.recurrent_kernel, hidden)
     r = jax.nn.sigmoid(xi[0] + hh[0])
     z = jax.nn.sigmoid(xi[1] + hh[1])
     n = ACTIVATIONS[cell.activation](xi[2] + r * (hh[2] + cell.recurrent_bias[:, None]))
     hidden = n + z * (hidden - n)
-    return cell.readout.weight @ hidden + cell.readout.bias[:, None], hidden
+    out = _weighted_rows(cell.readout.weight[None], hidden)[0]
+    return out + cell.readout.bias[:, None], hidden
+
+
+def _weighted_rows(
+    kernel: Float[Array, "g o i"], rows: Float[Array, "i n"]
+) -> Float[Array, "g o n"]:
+    """`kernel @ rows` for a few rows, as a sum of broadcast products: elementwise work that
+    XLA fuses with the gates into one pass over the coordinates (a matmul would be a separate
+    pass, and several times slower at these sizes)."""
+    g, o, i = kernel.shape
+    flat = kernel.reshape(g * o, i)
+    return sum(flat[:, j, None] * rows[j] for j in range(i)).reshape(g, o, -1)
 
 
 def gru_rows_vjp(

@@ -7,7 +7,7 @@ from .._cells import AbstractCell
 from .._cells._coordinates import apply_to_coordinates
 from .._custom_types import Params, PreprocessorState, Updates
 from .._heads import AbstractHead
-from .._preprocess import AbstractPreprocessor
+from .._preprocess import AbstractElementwisePreprocessor, AbstractPreprocessor
 from ._base import ravel, unravel
 
 
@@ -67,6 +67,11 @@ class Branch(eqx.Module):
         order onto the LAST axis, and the preprocessor's new state."""
         leaves, treedef = jax.tree.flatten(grads)
         _check_layout(_layout(grads), state.layout)
+        if isinstance(self.preprocessor, AbstractElementwisePreprocessor):
+            # Coordinate by coordinate: straight from the raveled gradients, no work per leaf.
+            flat_params = None if params is None else ravel(params)
+            features = self.preprocessor.features(ravel(grads), flat_params)
+            return features.astype(jnp.float32).T, state.preprocessor
         features, pre_state = self.preprocessor(grads, state.preprocessor, params)
         flat = jnp.concatenate(
             [

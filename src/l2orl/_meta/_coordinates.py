@@ -169,32 +169,23 @@ def sampled_meta_gradient(
 
     losses, learner, opt_state, summaries, replay = jax.vmap(forward)(learner, opt_state, keys)
     record, hidden, cotangent, active = replay
-    n = keys.shape[0]
-
-    # Every agent's sampled coordinates as one batch: agents × samples on the last axis.
-    def coordinates(x):
-        x = jnp.moveaxis(x, 0, -2)
-        return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
-
-    # Materialised once (a barrier), not fused into every read of the replay as a transpose.
-    record, hidden, cotangent = jax.lax.optimization_barrier(
-        (*jax.tree.map(coordinates, (record, hidden)), cotangent.reshape(-1) / n)
-    )
 
     def surrogate(meta_params):
         optimizer = eqx.combine(meta_params, static)
 
-        # The record holds the updates that ran as its last entries: replay it in order,
-        # skipping the leading entries of updates that did not run.
-        def step(hidden, inputs):
-            inputs, ran = inputs
-            delta, new_hidden = optimizer.coordinate_step(inputs, hidden)
-            hidden = jax.tree.map(lambda a, b: jnp.where(ran, a, b), new_hidden, hidden)
-            return hidden, jnp.where(ran, jnp.vdot(delta, cotangent), 0.0)
+        def agent(record, hidden, cotangent, active):
+            # The record holds the updates that ran as its last entries: replay it in order,
+            # skipping the leading entries of updates that did not run.
+            def step(hidden, inputs):
+                inputs, ran = inputs
+                delta, new_hidden = optimizer.coordinate_step(inputs, hidden)
+                hidden = jax.tree.map(lambda a, b: jnp.where(ran, a, b), new_hidden, hidden)
+                return hidden, jnp.where(ran, jnp.vdot(delta, cotangent), 0.0)
 
-        # Unrolled: XLA CPU runs the cells several times slower inside a loop's body.
-        ran = active[0][::-1]
-        return jnp.sum(jax.lax.scan(step, hidden, (record, ran), unroll=True)[1])
+            # Unrolled: XLA CPU runs the cells several times slower inside a loop's body.
+            return jnp.sum(jax.lax.scan(step, hidden, (record, active[::-1]), unroll=True)[1])
+
+        return jnp.mean(jax.vmap(agent)(record, hidden, cotangent, active))
 
     grad = jax.grad(surrogate)(meta_params)
     return (jnp.mean(losses), (learner, opt_state, summaries)), grad
