@@ -24,6 +24,19 @@ WORKLOADS = {
         rl.A2C(n_envs=64, network=rl.NetworkSpec("mlp", (256,), "relu")),
         200,
     ),
+    # purejaxrl's CartPole PPO: 4 envs x 128 steps, 4 epochs x 4 minibatches, separate 64-64
+    # tanh actor and critic, every update behind clip_by_global_norm(0.5)
+    "PPO CartPole-v1, purejaxrl settings": (
+        lambda: rl.make("CartPole-v1"),
+        rl.PPO(
+            n_envs=4,
+            rollout_length=128,
+            n_minibatches=4,
+            n_epochs=4,
+            network=rl.NetworkSpec("mlp", (64, 64), "tanh", (64, 64)),
+        ),
+        100,
+    ),
     "A2C big_dense_long, 64 envs": (
         lambda: rl.make("big_dense_long"),
         rl.A2C(n_envs=64, network=rl.NetworkSpec("conv", (32,), "relu")),
@@ -65,8 +78,11 @@ def main() -> None:
     print(f"{header[0]:<46} {header[1]:>13} {header[2]:>17} {header[3]:>6} {header[4]:>10}")
     for name, (make_env, learner, n_updates) in WORKLOADS.items():
         env = make_env()
-        adam, c1 = measure(learner, env, optax.adam(1e-3), n_updates, args.repeats)
-        lopt, c2 = measure(learner, env, l2orl.optim4rl().as_optax(), n_updates, args.repeats)
+        adam, lopt = optax.adam(1e-3), l2orl.optim4rl().as_optax()
+        if "purejaxrl" in name:
+            adam, lopt = (optax.chain(optax.clip_by_global_norm(0.5), t) for t in (adam, lopt))
+        adam, c1 = measure(learner, env, adam, n_updates, args.repeats)
+        lopt, c2 = measure(learner, env, lopt, n_updates, args.repeats)
         print(
             f"{name:<46} {adam:>13,.0f} {lopt:>17,.0f} {lopt / adam:>6.2f} {c1:>5.1f}/{c2:<4.1f}"
         )

@@ -15,7 +15,7 @@ def test_defaults_are_the_reference_catch_recipe():
     assert [t.name for t in trainer.tasks] == ["Catch"]
     assert trainer.tasks[0].pipeline == l2orl.Pipeline(64, 32, "staggered")
     assert trainer.tasks[0].learner.n_envs == 1  # single-env agents
-    assert trainer.estimator == l2orl.TruncatedBPTT()
+    assert trainer.estimator == l2orl.TruncatedBPTT(coordinate_fraction=1 / 16)
     assert trainer.meta_loss == l2orl.AgentLoss()
     assert trainer.schedule == l2orl.ConstantTruncation(4)
     assert trainer.optimizer.n_meta_parameters == 514
@@ -63,6 +63,27 @@ def test_every_schedule_pipeline_and_preset_name_builds_its_part():
 
 
 @pytest.mark.parametrize(
+    ("changes", "fraction"),
+    [
+        ({}, 1 / 16),
+        ({"optimizer": "STAR"}, None),  # its coordinates share state: autodiff
+        ({"coordinate_fraction": None}, None),
+        ({"coordinate_fraction": 1}, 1.0),
+    ],
+)
+def test_the_auto_coordinate_fraction_follows_the_optimizer(changes, fraction):
+    """`"auto"` (the default) samples 1/16 of the coordinates where the optimizer allows it
+    and differentiates through the unroll where it does not; an explicit value is kept; an
+    estimator without the option gets none."""
+    config = l2orl.MetaTrainConfig(**changes)
+    assert config.make_estimator().coordinate_fraction == fraction
+    assert config.trainer().estimator == config.make_estimator()
+    if changes.get("coordinate_fraction", "auto") in ("auto", None):
+        es = l2orl.MetaTrainConfig(**changes, estimator="es")
+        assert es.make_estimator() == l2orl.TruncatedES()
+
+
+@pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"env": ["Catchy"]}, "unknown environment 'Catchy'; available"),
@@ -81,6 +102,18 @@ def test_every_schedule_pipeline_and_preset_name_builds_its_part():
         (
             {"agents_per_chunk": 8, "estimator": "es"},
             "agents_per_chunk is an option of another estimator, not 'es'",
+        ),
+        (
+            {"coordinate_fraction": 0.5, "estimator": "pes"},
+            "coordinate_fraction is an option of another estimator, not 'pes'",
+        ),
+        (
+            {"coordinate_fraction": 2},
+            r"coordinate_fraction must be 'auto', null or in \(0, 1\], got 2",
+        ),
+        (
+            {"coordinate_fraction": 0.5, "optimizer": "STAR"},
+            "NominalStepOptimizer is not one: use coordinate_fraction=None",
         ),
         ({"meta_loss": "unroll_return"}, "estimator 'tbptt' needs a differentiable meta-loss"),
         ({"min_unroll": 5}, "min_unroll 5 exceeds unroll 4"),

@@ -84,13 +84,13 @@ def test_all_coordinates_equal_autodiff_through_the_unroll(case, chunk):
 
 
 def test_a_sampled_fraction_is_unbiased():
-    """The mean of `N = 400` estimates at `coordinate_fraction=1/8` (each a fresh draw of 8 of
-    64 coordinates per agent, on the same noise-free unrolls) is the exact meta-gradient
+    """The mean of `N = 400` estimates at `coordinate_fraction=1/8` (each a fresh draw of 128
+    of 1024 coordinates per agent, on the same noise-free unrolls) is the exact meta-gradient
     within 5 standard errors of that mean (per meta-parameter, the standard error estimated
     from the draws' own spread; under a normal approximation a correct estimator fails this
     for any of Optim4RL's 514 meta-parameters with probability below 1e-3), while single draws
     do differ from it."""
-    optimizer, task = l2orl.optim4rl(0.1), _quadratic_task(2, dim=64)
+    optimizer, task = l2orl.optim4rl(0.1), _quadratic_task(2, dim=1024)
     agents = l2orl.MetaTrainer(optimizer, (task,)).init(KEY).agents[0]
     exact = _flat(_estimate(l2orl.TruncatedBPTT(), optimizer, task, 3, 3, agents=agents)[0])
     sampled = l2orl.TruncatedBPTT(coordinate_fraction=1 / 8)
@@ -108,12 +108,13 @@ def test_a_sampled_fraction_is_unbiased():
 
 
 def test_stratified_sample_draws_one_coordinate_per_stratum():
-    """Per leaf, `ceil(p·n)` indices inside the leaf, one per contiguous stratum, weights the
-    strata's sizes (summing to `n`); `p = 1` is every coordinate once with weight 1."""
-    sizes = (10, 3, 64)
-    sample = stratified_sample(KEY, sizes, 0.25)
+    """Per leaf, `max(ceil(p·n), min(n, 64))` indices inside the leaf, one per contiguous
+    stratum, weights the strata's sizes (summing to `n`); `p = 1` is every coordinate once with
+    weight 1."""
+    sizes = (10, 3, 300, 1000)
+    sample = stratified_sample(KEY, sizes, 0.125)
     index, weight = np.asarray(sample.index), np.asarray(sample.weight)
-    counts = [3, 1, 16]
+    counts = [10, 3, 64, 125]  # small tensors whole, at least MIN_PER_TENSOR = 64 of others
     assert len(index) == sum(counts)
     offsets = np.cumsum((0, *sizes))
     starts = np.cumsum((0, *counts))

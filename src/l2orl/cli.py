@@ -23,11 +23,11 @@ def _positive_float(text: str) -> float:
 
 
 def _fraction_or_none(text: str) -> float | str:
-    if text == "none":
+    if text in ("auto", "none"):
         return text
     value = float(text)
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] or 'none', got {value}")
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], 'auto' or 'none', got {value}")
     return value
 
 
@@ -173,7 +173,8 @@ def parser() -> argparse.ArgumentParser:
         dest="coordinate_fraction",
         type=_fraction_or_none,
         help="tbptt: back-propagate through this fraction of the coordinates, sampled "
-        "(1: exact by coordinates; 'none': exact by autodiff through the unroll)",
+        "(1: exact by coordinates; 'none': exact by autodiff through the unroll; 'auto', the "
+        "default: 1/16 where the optimizer allows it, else 'none')",
     )
     meta.add_argument(
         "--low-memory",

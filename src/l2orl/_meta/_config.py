@@ -10,12 +10,16 @@ import optax
 
 from .._lopt import PRESETS, AbstractLearnedOptimizer
 from .._utils import check_fraction, check_non_negative_int, check_positive, check_positive_int
+from ._coordinates import is_coordinatewise
 from ._estimators import ESTIMATORS, AbstractEstimator
 from ._losses import META_LOSSES, AbstractMetaLoss
 from ._pipeline import Pipeline
 from ._schedules import SCHEDULES, AbstractTruncationSchedule
 from ._task import MetaTask
 from ._trainer import MetaState, MetaTrainer
+
+_AUTO_COORDINATE_FRACTION = 0.0625
+"""The fraction of coordinates `coordinate_fraction="auto"` back-propagates through."""
 
 _LOW_MEMORY_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 """XLA options for `low_memory`: CPU's older fusion emitters."""
@@ -46,8 +50,10 @@ class MetaTrainConfig:
     `agents`, `unroll` (`K`, the most inner updates per meta-step), `min_unroll` (the least, for
     the `log_uniform` and `curriculum` schedules), `reset_interval`, `pipeline` (a
     [`l2orl.Pipeline`][] kind), `estimator` (a name of [`l2orl.ESTIMATORS`][]),
-    `agents_per_chunk` and `coordinate_fraction` (options of `tbptt`: see
-    [`l2orl.TruncatedBPTT`][]), `meta_loss` (a name of
+    `agents_per_chunk` and `coordinate_fraction` (options of `tbptt`, see
+    [`l2orl.TruncatedBPTT`][]; `coordinate_fraction` is a fraction, null for autodiff through
+    the unroll, or `"auto"`, the default: a sampled 1/16 of the coordinates where the
+    optimizer allows it, else autodiff), `meta_loss` (a name of
     [`l2orl.META_LOSSES`][]), `schedule` (a name of [`l2orl.SCHEDULES`][]), `low_memory` (compile
     with XLA CPU's older fusion emitters: less compiler memory, a slower meta-step), `meta_lr`,
     `meta_clip` (element-wise clip of the meta-gradient, or None), `task_normalize`,
@@ -70,7 +76,7 @@ class MetaTrainConfig:
     pipeline: str = "staggered"
     estimator: str = "tbptt"
     agents_per_chunk: int | None = None
-    coordinate_fraction: float | None = None
+    coordinate_fraction: float | str | None = "auto"
     meta_loss: str = "agent"
     schedule: str = "constant"
     low_memory: bool = False
@@ -103,8 +109,14 @@ class MetaTrainConfig:
         check_positive_int("eval_updates", self.eval_updates)
         check_non_negative_int("keep_checkpoints", self.keep_checkpoints)
         check_positive_int("agents_per_chunk", self.agents_per_chunk, optional=True)
-        if self.coordinate_fraction is not None:
-            check_fraction("coordinate_fraction", self.coordinate_fraction)
+        if self.coordinate_fraction not in (None, "auto"):
+            try:
+                check_fraction("coordinate_fraction", self.coordinate_fraction)
+            except ValueError:
+                raise ValueError(
+                    f"coordinate_fraction must be 'auto', null or in (0, 1], got "
+                    f"{self.coordinate_fraction!r}"
+                ) from None
             object.__setattr__(self, "coordinate_fraction", float(self.coordinate_fraction))
         for name in ("step_size", "meta_lr"):
             check_positive(name, getattr(self, name))
@@ -150,8 +162,9 @@ class MetaTrainConfig:
         # The parts check the rest themselves: a pipeline kind, an estimator's options, the
         # estimator and meta-loss together.
         Pipeline(self.agents, self.reset_interval, self.pipeline)
-        estimator, meta_loss = self.make_estimator(), self.make_meta_loss()
-        estimator.check_optimizer(self.make_optimizer())
+        optimizer = self.make_optimizer()
+        estimator, meta_loss = self.make_estimator(optimizer), self.make_meta_loss()
+        estimator.check_optimizer(optimizer)
         if estimator.needs_differentiable_loss and not meta_loss.differentiable:
             raise ValueError(
                 f"estimator {self.estimator!r} needs a differentiable meta-loss; "
@@ -225,16 +238,21 @@ class MetaTrainConfig:
             )
         )
 
-    def make_estimator(self) -> AbstractEstimator:
+    def make_estimator(
+        self, optimizer: AbstractLearnedOptimizer | None = None
+    ) -> AbstractEstimator:
         """The estimator, with `agents_per_chunk` and `coordinate_fraction` when set (an error
-        if it takes none)."""
+        if it takes none). `coordinate_fraction="auto"` is 1/16 for `tbptt` when `optimizer`
+        (default `make_optimizer()`) allows the coordinate route, else autodiff."""
         cls = ESTIMATORS[self.estimator]
-        options = {
-            name: getattr(self, name)
-            for name in ("agents_per_chunk", "coordinate_fraction")
-            if getattr(self, name) is not None
-        }
         fields = {f.name for f in dataclasses.fields(cls)}
+        fraction = self.coordinate_fraction
+        if fraction == "auto":
+            optimizer = self.make_optimizer() if optimizer is None else optimizer
+            usable = "coordinate_fraction" in fields and is_coordinatewise(optimizer)
+            fraction = _AUTO_COORDINATE_FRACTION if usable else None
+        options = {"agents_per_chunk": self.agents_per_chunk, "coordinate_fraction": fraction}
+        options = {k: v for k, v in options.items() if v is not None}
         for name in options:
             if name not in fields:
                 raise ValueError(
@@ -262,10 +280,11 @@ class MetaTrainConfig:
     def trainer(self, optimizer: AbstractLearnedOptimizer | None = None) -> MetaTrainer:
         """The `MetaTrainer` this config describes, for `optimizer` if given (e.g. a
         variant's), else `make_optimizer()`."""
+        optimizer = self.make_optimizer() if optimizer is None else optimizer
         return MetaTrainer(
-            self.make_optimizer() if optimizer is None else optimizer,
+            optimizer,
             self.make_tasks(),
-            estimator=self.make_estimator(),
+            estimator=self.make_estimator(optimizer),
             meta_loss=self.make_meta_loss(),
             schedule=self.make_schedule(),
             meta_optimizer=self.make_meta_optimizer(),

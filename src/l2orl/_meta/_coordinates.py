@@ -38,14 +38,19 @@ class CoordinateSample(eqx.Module):
     weight: Float[Array, " m"]
 
 
+MIN_PER_TENSOR = 64
+"""The fewest coordinates a parameter tensor contributes to a sample (all of a smaller one):
+small tensors (biases, output layers) often carry much of the meta-gradient, and cost little."""
+
+
 def stratified_sample(key: PRNGKey, sizes: tuple[int, ...], fraction: float) -> CoordinateSample:
-    """`ceil(fraction·n)` coordinates of each parameter leaf of `n` (leaf sizes `sizes`, raveled
-    in order): the leaf is cut into that many contiguous strata of near-equal size and one
-    coordinate is drawn uniformly from each, weighted by its stratum's size. At `fraction=1`
-    every coordinate is drawn once with weight 1."""
+    """`max(ceil(fraction·n), min(n, MIN_PER_TENSOR))` coordinates of each parameter leaf of
+    `n` (leaf sizes `sizes`, raveled in order): the leaf is cut into that many contiguous
+    strata of near-equal size and one coordinate is drawn uniformly from each, weighted by its
+    stratum's size. At `fraction=1` every coordinate is drawn once with weight 1."""
     starts, widths, offset = [], [], 0
     for n in sizes:
-        m = math.ceil(fraction * n)
+        m = max(math.ceil(fraction * n), min(n, MIN_PER_TENSOR))
         bounds = (np.arange(m + 1) * n) // m
         starts.append(offset + bounds[:-1])
         widths.append(np.diff(bounds))
@@ -80,6 +85,15 @@ def check_coordinatewise(optimizer: AbstractLearnedOptimizer) -> None:
             f"preprocessors {parts} hold {len(shared)} arrays that reach every coordinate: "
             f"{route}"
         )
+
+
+def is_coordinatewise(optimizer: AbstractLearnedOptimizer) -> bool:
+    """Whether `check_coordinatewise` accepts `optimizer`."""
+    try:
+        check_coordinatewise(optimizer)
+    except ValueError:
+        return False
+    return True
 
 
 def _recording(
