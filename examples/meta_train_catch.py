@@ -5,10 +5,8 @@
 The reference's setting (docs/reference.md, "Meta-training settings"): 64 single-env A2C
 agents, K = 4 inner updates per meta-step, reset interval 32, 78 meta-steps, meta-Adam 1e-3
 with element-wise clip 1; the meta-gradient is truncated BPTT by coordinates, back-propagated
-through a sampled 1/16 of them (the CLI's default). The learned optimizer is then used from scratch by A2C agents with
-64 envs for 5e5 steps.
-`--smoke` runs a tiny version for CI.
-"""
+through a sampled 1/16 of them (the CLI's default). The learned optimizer is then used from
+scratch by A2C agents with 64 envs for 5e5 steps. `--smoke` runs a tiny version for CI."""
 
 import argparse
 from pathlib import Path
