@@ -183,3 +183,35 @@ def test_a_resumed_run_by_coordinates_is_bit_identical(tmp_path):
         jax.tree.leaves(whole.meta_params), jax.tree.leaves(resumed.meta_params), strict=True
     )
     assert all(np.array_equal(a, b) for a, b in pairs)
+
+
+@pytest.mark.parametrize("make", [l2orl.optim4rl, l2orl.l2lgd2, l2orl.linear_optim])
+def test_a_coordinate_step_on_a_subset_is_the_full_step_there(make):
+    """The premise, per coordinate-wise preset: `coordinate_update` is `update` (plus the
+    inputs), and `coordinate_step` on any subset of coordinates (their inputs and hidden
+    states) gives exactly the full step's updates and hidden states of that subset."""
+    optimizer = make()
+    assert issubclass(type(optimizer), l2orl.AbstractCoordinatewiseOptimizer)
+    params = {"w": jnp.ones((5, 7)), "b": jnp.zeros((7,))}
+    grads = jax.tree.map(lambda p: 0.1 * jnp.cos(jnp.arange(p.size).reshape(p.shape)), params)
+    state = optimizer.update(grads, optimizer.init(params), params)[1]  # hidden state ≠ 0
+    new, new_state, inputs = optimizer.coordinate_update(grads, state, params)
+    expected, expected_state = optimizer.update(grads, state, params)
+    assert jax.tree.all(
+        jax.tree.map(jnp.array_equal, (new, new_state), (expected, expected_state))
+    )
+    if make is l2orl.optim4rl:
+        assert type(inputs) is l2orl.MomentRatioInputs
+    subset = jnp.asarray([41, 3, 17, 0])
+    take = lambda x: x[..., subset]  # noqa: E731
+    delta, hidden = optimizer.coordinate_step(
+        jax.tree.map(take, inputs), jax.tree.map(take, optimizer.hidden(state))
+    )
+    flat = jnp.concatenate([x.ravel() for x in jax.tree.leaves(new)])
+    np.testing.assert_array_equal(delta, flat[subset])
+    for a, b in zip(
+        jax.tree.leaves(hidden),
+        jax.tree.leaves(jax.tree.map(take, optimizer.hidden(new_state))),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)

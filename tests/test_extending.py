@@ -61,6 +61,12 @@ class LeakyAccumulator(l2orl.AbstractCell):
         hidden = self.decay * hidden + features
         return self.w @ hidden, hidden
 
+    def rows(self, features, hidden):
+        return l2orl.vmapped_rows(self, features, hidden)
+
+    def rows_vjp(self, features, hidden, d_out, d_hidden):
+        return l2orl.autodiff_rows_vjp(self, features, hidden, d_out, d_hidden)
+
 
 class LearnedSGD(l2orl.AbstractLearnedOptimizer):
     """The smallest learned optimizer: SGD with a learned log step size."""

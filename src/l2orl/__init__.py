@@ -8,6 +8,8 @@ from ._cells import (
     LSTMCell as LSTMCell,
     MLPCell as MLPCell,
     ODECell as ODECell,
+    autodiff_rows_vjp as autodiff_rows_vjp,
+    vmapped_rows as vmapped_rows,
 )
 from ._checkpoint import (
     CheckpointError as CheckpointError,

@@ -35,14 +35,15 @@ class AbstractCell(eqx.Module):
         **Returns:** `(out, hidden)`, `out` of shape `(n_out,)`.
         """
 
+    @abc.abstractmethod
     def rows(
         self, features: Float[Array, "n_features n"], hidden: PyTree
     ) -> tuple[Float[Array, "n_out n"], PyTree]:
         """The cell over `n` coordinates at once, coordinate axis LAST on the features, the
-        output and every array of `hidden` (`(*h, n)`). By default `jax.vmap` of the cell; a
-        cell overrides it with a hand-batched form where that is faster."""
-        return jax.vmap(self, in_axes=(-1, -1), out_axes=-1)(features, hidden)
+        output and every array of `hidden` (`(*h, n)`): `vmapped_rows` of the cell, or a
+        hand-batched form where that is faster."""
 
+    @abc.abstractmethod
     def rows_vjp(
         self,
         features: Float[Array, "n_features n"],
@@ -53,15 +54,32 @@ class AbstractCell(eqx.Module):
         """The vector-Jacobian product of `rows`, given the cotangents of `(out, hidden')`.
 
         **Returns:** `(d_arrays, d_features, d_hidden)`, `d_arrays` shaped like
-        `eqx.filter(self, eqx.is_inexact_array)`. By default by autodiff of `rows`; a cell
-        overrides it with a hand-written product where that is faster.
+        `eqx.filter(self, eqx.is_inexact_array)`: `autodiff_rows_vjp` of the cell, or a
+        hand-written product where that is faster.
         """
-        arrays, static = eqx.partition(self, eqx.is_inexact_array)
 
-        def rows(arrays, x, h):
-            return eqx.combine(arrays, static).rows(x, h)
 
-        return jax.vjp(rows, arrays, features, hidden)[1]((d_out, d_hidden))
+def vmapped_rows(
+    cell: AbstractCell, features: Float[Array, "n_features n"], hidden: PyTree
+) -> tuple[Float[Array, "n_out n"], PyTree]:
+    """`cell` over `n` coordinates by `jax.vmap`, coordinate axis last."""
+    return jax.vmap(cell, in_axes=(-1, -1), out_axes=-1)(features, hidden)
+
+
+def autodiff_rows_vjp(
+    cell: AbstractCell,
+    features: Float[Array, "n_features n"],
+    hidden: PyTree,
+    d_out: Float[Array, "n_out n"],
+    d_hidden: PyTree,
+) -> tuple[PyTree, Float[Array, "n_features n"], PyTree]:
+    """The vector-Jacobian product of `cell.rows` by autodiff."""
+    arrays, static = eqx.partition(cell, eqx.is_inexact_array)
+
+    def rows(arrays, x, h):
+        return eqx.combine(arrays, static).rows(x, h)
+
+    return jax.vjp(rows, arrays, features, hidden)[1]((d_out, d_hidden))
 
 
 class AbstractStatelessCell(AbstractCell):
@@ -78,3 +96,9 @@ class AbstractStatelessCell(AbstractCell):
         self, features: CoordinateFeatures, hidden: Float[Array, " 0"]
     ) -> tuple[CellOutput, Float[Array, " 0"]]:
         return self.forward(features), hidden
+
+    def rows(self, features, hidden):
+        return vmapped_rows(self, features, hidden)
+
+    def rows_vjp(self, features, hidden, d_out, d_hidden):
+        return autodiff_rows_vjp(self, features, hidden, d_out, d_hidden)

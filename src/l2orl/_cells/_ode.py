@@ -7,7 +7,7 @@ from jaxtyping import Array, Float
 from .._activations import ACTIVATIONS, check_activation
 from .._custom_types import CellOutput, CoordinateFeatures, PRNGKey
 from .._nn import Linear
-from ._base import AbstractCell
+from ._base import AbstractCell, autodiff_rows_vjp, vmapped_rows
 from ._feedforward import _check_sizes
 
 SOLVERS = {
@@ -104,3 +104,9 @@ class ODECell(AbstractCell):
         )
         hidden = solution.ys[-1]
         return self.readout(hidden), hidden
+
+    def rows(self, features, hidden):
+        return vmapped_rows(self, features, hidden)
+
+    def rows_vjp(self, features, hidden, d_out, d_hidden):
+        return autodiff_rows_vjp(self, features, hidden, d_out, d_hidden)

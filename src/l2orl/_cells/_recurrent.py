@@ -6,7 +6,7 @@ from jaxtyping import Array, Float
 from .._activations import ACTIVATIONS, check_activation
 from .._custom_types import CellOutput, CoordinateFeatures, PRNGKey
 from .._nn import Linear, lecun_normal, orthogonal
-from ._base import AbstractCell
+from ._base import AbstractCell, autodiff_rows_vjp, vmapped_rows
 from ._feedforward import _check_sizes
 
 
@@ -144,6 +144,12 @@ class LSTMCell(AbstractCell):
         c = f * c + i * act(gates[2])
         h = o * act(c)
         return self.readout(h), (h, c)
+
+    def rows(self, features, hidden):
+        return vmapped_rows(self, features, hidden)
+
+    def rows_vjp(self, features, hidden, d_out, d_hidden):
+        return autodiff_rows_vjp(self, features, hidden, d_out, d_hidden)
 
 
 def gru_rows(

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, PyTree
+from jaxtyping import Array, Float, Int, Key, PyTree
 
 from .._custom_types import PRNGKey
 from .._lopt import AbstractCoordinatewiseOptimizer, AbstractLearnedOptimizer
@@ -125,7 +125,7 @@ def sampled_meta_gradient(
     meta_loss: AbstractMetaLoss,
     learner: PyTree,
     opt_state: PyTree,
-    keys: PRNGKey,
+    keys: Key[Array, " n"],
     length: Int[Array, ""] | int,
     max_length: int,
     fraction: float,
