@@ -19,7 +19,7 @@ def test_example_runs_with_smoke(script, tmp_path):
         [sys.executable, str(script), "--smoke", *seeds, "--out", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,  # the structure ablation compiles five optimizers' meta-steps
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert any(tmp_path.glob("*.png")), out.stdout

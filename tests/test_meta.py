@@ -380,6 +380,7 @@ _DEVICES_SCRIPT = textwrap.dedent(
     """
     import json, sys, tempfile, jax, optax, l2orl, l2orl.rl as rl
     chunk = int(sys.argv[1]) or None
+    fraction = float(sys.argv[2]) or None
     learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
     task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
     traces = []
@@ -389,7 +390,8 @@ _DEVICES_SCRIPT = textwrap.dedent(
             traces.append(1)
             return self.inner.estimate(**kwargs)
     trainer = l2orl.MetaTrainer(l2orl.optim4rl(), (task,), schedule=l2orl.ConstantTruncation(2),
-                                estimator=Counting(l2orl.TruncatedBPTT(agents_per_chunk=chunk)),
+                                estimator=Counting(l2orl.TruncatedBPTT(
+                                    agents_per_chunk=chunk, coordinate_fraction=fraction)),
                                 meta_optimizer=optax.sgd(1.0))
     with tempfile.TemporaryDirectory() as out:  # compiled from shapes; then resumed
         trainer.run(1, out, checkpoint_every=1, progress=False)
@@ -404,13 +406,13 @@ _DEVICES_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_agents_shard_over_devices_with_the_same_meta_gradient():
-    """4 agents on 1 device, on 4 devices, and on 4 devices in 2 chunks of 2 agents: one
-    meta-step, then a resumed run to two."""
+    """4 agents on 1 device, on 4 devices, on 4 devices in 2 chunks of 2 agents, and on 4
+    devices by coordinates (all of them: exact): one meta-step, then a resumed run to two."""
 
-    def run(n_devices, chunk=0):
+    def run(n_devices, chunk=0, fraction=0.0):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_devices}"}
         out = subprocess.run(
-            [sys.executable, "-c", _DEVICES_SCRIPT, str(chunk)],
+            [sys.executable, "-c", _DEVICES_SCRIPT, str(chunk), str(fraction)],
             env=env,
             capture_output=True,
             text=True,
@@ -419,11 +421,13 @@ def test_agents_shard_over_devices_with_the_same_meta_gradient():
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     one, four, chunked = run(1), run(4), run(4, chunk=2)
+    by_coordinates = run(4, fraction=1.0)
     assert (one["devices"], one["shards"]) == (1, 1)
-    assert (four["devices"], four["shards"]) == (chunked["devices"], chunked["shards"]) == (4, 4)
+    for other in (four, chunked, by_coordinates):
+        assert (other["devices"], other["shards"]) == (4, 4)
     # One trace and compile per run: the state's shardings stay as compiled, resumed too.
-    assert one["traces"] == four["traces"] == chunked["traces"] == 2
-    for other in (four, chunked):  # sgd(1): params - meta-gradient
+    assert one["traces"] == four["traces"] == chunked["traces"] == by_coordinates["traces"] == 2
+    for other in (four, chunked, by_coordinates):  # sgd(1): params - meta-gradient
         for a, b in zip(one["params"], other["params"], strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
