@@ -60,8 +60,20 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("chunk", [None, 2], ids=["all-agents", "chunks-of-2"])
+@pytest.mark.parametrize(
+    ("case", "chunk"),
+    [
+        pytest.param(
+            case,
+            chunk,
+            id=f"{'all-agents' if chunk is None else 'chunks-of-2'}-{case}",
+            # Catch in chunks compiles the longest: in the slow tier
+            marks=[pytest.mark.slow] if case.endswith("catch") and chunk else [],
+        )
+        for case in sorted(CASES)
+        for chunk in (None, 2)
+    ],
+)
 def test_all_coordinates_equal_autodiff_through_the_unroll(case, chunk):
     """`coordinate_fraction=1` gives autodiff's meta-gradient (float32 rounding), meta-loss
     and advanced agents, on the same rollouts."""
