@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, Int, Key, PyTree
 from .._custom_types import PRNGKey
 from .._lopt import AbstractCoordinatewiseOptimizer, AbstractLearnedOptimizer
 from .._lopt._base import ravel
+from .._utils import tree_select
 from ._losses import AbstractMetaLoss
 from ._task import MetaTask
 from ._unroll import inner_updates, summarize
@@ -175,7 +176,7 @@ def sampled_meta_gradient(
             return meta_loss(task.learner, task.env, state, metrics, active, k_loss)
 
         (loss, state), d_state = eqx.filter_value_and_grad(score, has_aux=True)(state)
-        d_theta = ravel(task.learner.params(d_state))[sample.index]
+        d_theta = take(ravel(task.learner.params(d_state)))
         cotangent = d_theta * sample.weight * task.update_scale
         replay = (record, hidden, cotangent, active)
         opt = task.with_optimizer_state(opt, inner)
@@ -193,7 +194,7 @@ def sampled_meta_gradient(
             def step(hidden, inputs):
                 inputs, ran = inputs
                 delta, new_hidden = optimizer.coordinate_step(inputs, hidden)
-                hidden = jax.tree.map(lambda a, b: jnp.where(ran, a, b), new_hidden, hidden)
+                hidden = tree_select(ran, new_hidden, hidden)
                 return hidden, jnp.where(ran, jnp.vdot(delta, cotangent), 0.0)
 
             # Unrolled: XLA CPU runs the cells several times slower inside a loop's body.
