@@ -267,13 +267,10 @@ def test_integer_params_raise():
 def test_mismatched_pytrees_raise():
     opt = l2orl.linear_optim()
     state = opt.init({"w": jnp.ones((3, 2)), "b": jnp.ones(2)})
-    with pytest.raises(ValueError, match="do not match the optimizer state"):
-        opt.update({"w": jnp.ones((3, 2))}, state)
     with pytest.raises(
-        ValueError,
-        match=r"\['w'\] has shape \(2, 3\) but the optimizer state was made for shape \(3, 2\)",
+        ValueError, match="the gradients have 6 coordinates but the optimizer state was made for 8"
     ):
-        opt.update({"w": jnp.ones((2, 3)), "b": jnp.ones(2)}, state)
+        opt.update({"w": jnp.ones((3, 2))}, state)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@ import abc
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from .._custom_types import CellOutput, CoordinateFeatures, Hidden
@@ -83,18 +82,18 @@ def autodiff_rows_vjp(
 
 
 class AbstractStatelessCell(AbstractCell):
-    """A cell without memory: its hidden state is an empty `(0,)` array."""
+    """A cell without memory: its hidden state is the empty pytree `()`."""
 
     @abc.abstractmethod
     def forward(self, features: CoordinateFeatures) -> CellOutput:
         """The output for one coordinate's features."""
 
-    def init_hidden(self) -> Float[Array, " 0"]:
-        return jnp.zeros((0,), jnp.float32)
+    def init_hidden(self) -> tuple[()]:
+        return ()
 
     def __call__(
-        self, features: CoordinateFeatures, hidden: Float[Array, " 0"]
-    ) -> tuple[CellOutput, Float[Array, " 0"]]:
+        self, features: CoordinateFeatures, hidden: tuple[()]
+    ) -> tuple[CellOutput, tuple[()]]:
         return self.forward(features), hidden
 
     def rows(self, features, hidden):

@@ -79,8 +79,15 @@ class AbstractLearnedOptimizer(eqx.Module):
         """
 
     def as_optax(self) -> optax.GradientTransformationExtraArgs:
-        """This optimizer as an optax transform (chain it, wrap it in `MultiSteps`, …)."""
-        return optax.GradientTransformationExtraArgs(self.init, self.update)
+        """This optimizer as an optax transform (chain it, wrap it in `MultiSteps`, …). As
+        optax's own transforms, it takes NumPy arrays too (flax serialization restores
+        states as NumPy arrays)."""
+
+        def update(updates, state, params=None, **extra_args):
+            updates, state, params = jax.tree.map(jnp.asarray, (updates, state, params))
+            return self.update(updates, state, params, **extra_args)
+
+        return optax.GradientTransformationExtraArgs(self.init, update)
 
     @property
     def n_meta_parameters(self) -> int:

@@ -1,3 +1,5 @@
+from typing import NamedTuple
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,18 +13,17 @@ from .._preprocess import AbstractElementwisePreprocessor, AbstractPreprocessor
 from ._base import ravel, unravel
 
 
-class BranchState(eqx.Module):
+class BranchState(NamedTuple):
     """A branch's state: its preprocessor's state and every coordinate's hidden state.
 
     `hidden` is the cell's hidden state (a pytree, as `cell.init_hidden()`) for all
     coordinates of all parameter leaves, raveled in leaf order onto one LAST axis: each array
-    has shape `(*h, n_coordinates)`.
+    has shape `(*h, n_coordinates)`. A NamedTuple of arrays, as optax's states: flax
+    serialization and orbax save it as they save Adam's.
     """
 
     preprocessor: PreprocessorState
     hidden: PyTree
-    layout: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
-    """The parameter leaves the state was made for: `(key path, shape)` each."""
 
 
 class Branch(eqx.Module):
@@ -58,7 +59,7 @@ class Branch(eqx.Module):
         hidden = jax.tree.map(
             lambda h: jnp.broadcast_to(h[..., None], (*h.shape, n)), self.cell.init_hidden()
         )
-        return BranchState(self.preprocessor.init(params), hidden, _layout(params))
+        return BranchState(self.preprocessor.init(params), hidden)
 
     def features(
         self, grads: Updates, state: BranchState, params: Params | None
@@ -66,7 +67,7 @@ class Branch(eqx.Module):
         """The preprocessor's features of every coordinate of every leaf, raveled in leaf
         order onto the LAST axis, and the preprocessor's new state."""
         leaves, treedef = jax.tree.flatten(grads)
-        _check_layout(_layout(grads), state.layout)
+        _check_coordinates(leaves, state.hidden)
         if isinstance(self.preprocessor, AbstractElementwisePreprocessor):
             # Coordinate by coordinate: straight from the raveled gradients, no work per leaf.
             flat_params = None if params is None else ravel(params)
@@ -78,6 +79,7 @@ class Branch(eqx.Module):
                 f.reshape(g.size, self.cell.n_features)
                 for f, g in zip(treedef.flatten_up_to(features), leaves, strict=True)
             ]
+            or [jnp.zeros((0, self.cell.n_features))]
         )
         return flat.astype(jnp.float32).T, pre_state
 
@@ -96,24 +98,15 @@ class Branch(eqx.Module):
         leaves shaped like `grads`) and the new state."""
         features, pre_state = self.features(grads, state, params)
         directions, hidden = self.step(features, ravel(grads), state.hidden)
-        return unravel(directions, grads), BranchState(pre_state, hidden, state.layout)
+        return unravel(directions, grads), BranchState(pre_state, hidden)
 
 
-def _layout(tree: PyTree) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    paths = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return tuple((jax.tree_util.keystr(path) or "<root>", jnp.shape(x)) for path, x in paths)
-
-
-def _check_layout(got: tuple, expected: tuple) -> None:
-    """A `ValueError` naming how the gradients' leaves differ from the state's."""
-    if [path for path, _ in got] != [path for path, _ in expected]:
+def _check_coordinates(leaves: list, hidden: PyTree) -> None:
+    """A `ValueError` if the gradients' coordinates are not those the state was made for."""
+    n = sum(int(jnp.size(g)) for g in leaves)
+    made_for = {jnp.shape(h)[-1] for h in jax.tree.leaves(hidden)}
+    if made_for and made_for != {n}:
         raise ValueError(
-            "the gradients do not match the optimizer state: init() was called on leaves "
-            f"{[path for path, _ in expected]}, the gradients have {[path for path, _ in got]}"
+            f"the gradients have {n} coordinates but the optimizer state was made for "
+            f"{made_for.pop()}: init() was called on other parameters"
         )
-    for (path, shape), (_, made_for) in zip(got, expected, strict=True):
-        if shape != made_for:
-            raise ValueError(
-                f"gradient leaf {path} has shape {shape} but the optimizer state was made for "
-                f"shape {made_for}"
-            )

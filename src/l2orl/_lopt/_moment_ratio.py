@@ -1,3 +1,5 @@
+from typing import NamedTuple
+
 import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PyTree
@@ -8,8 +10,9 @@ from ._base import AbstractCoordinatewiseOptimizer, check_params, ravel
 from ._branch import Branch, BranchState
 
 
-class MomentRatioState(eqx.Module):
-    """The states of the two branches of a [`l2orl.MomentRatioOptimizer`][]."""
+class MomentRatioState(NamedTuple):
+    """The states of the two branches of a [`l2orl.MomentRatioOptimizer`][] (a NamedTuple of
+    arrays, as optax's states)."""
 
     m: BranchState
     v: BranchState
@@ -59,8 +62,8 @@ class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
         m_features, m_pre = self.m_branch.features(grads, state.m, params)
         v_features, v_pre = self.v_branch.features(grads, state.v, params)
         state = MomentRatioState(
-            BranchState(m_pre, state.m.hidden, state.m.layout),
-            BranchState(v_pre, state.v.hidden, state.v.layout),
+            BranchState(m_pre, state.m.hidden),
+            BranchState(v_pre, state.v.hidden),
         )
         return MomentRatioInputs(ravel(grads), m_features, v_features), state
 
@@ -78,6 +81,6 @@ class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
         self, state: MomentRatioState, hidden: tuple[PyTree, PyTree]
     ) -> MomentRatioState:
         return MomentRatioState(
-            BranchState(state.m.preprocessor, hidden[0], state.m.layout),
-            BranchState(state.v.preprocessor, hidden[1], state.v.layout),
+            BranchState(state.m.preprocessor, hidden[0]),
+            BranchState(state.v.preprocessor, hidden[1]),
         )

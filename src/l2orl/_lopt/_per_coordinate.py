@@ -53,7 +53,7 @@ class PerCoordinateOptimizer(AbstractCoordinatewiseOptimizer):
         self, grads: Updates, state: BranchState, params: Params | None
     ) -> tuple[tuple[Float[Array, " n"], Float[Array, "n_features n"]], BranchState]:
         features, pre_state = self.branch.features(grads, state, params)
-        return (ravel(grads), features), BranchState(pre_state, state.hidden, state.layout)
+        return (ravel(grads), features), BranchState(pre_state, state.hidden)
 
     def coordinate_step(
         self, inputs: tuple[Float[Array, " n"], Float[Array, "n_features n"]], hidden: PyTree
@@ -66,4 +66,4 @@ class PerCoordinateOptimizer(AbstractCoordinatewiseOptimizer):
         return state.hidden
 
     def with_hidden(self, state: BranchState, hidden: PyTree) -> BranchState:
-        return BranchState(state.preprocessor, hidden, state.layout)
+        return BranchState(state.preprocessor, hidden)

@@ -1,3 +1,5 @@
+from typing import NamedTuple
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -21,7 +23,7 @@ def _factored_dims(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return order[-2], order[-1]
 
 
-class AdafacState(eqx.Module):
+class AdafacState(NamedTuple):
     """State of [`l2orl.AdafacFeatures`][] for one parameter leaf of shape `shape`.
 
     `momentum`: `(*shape, n_m)`; `rms`: `(*shape, 1)`; `row`/`col`: the factored second
@@ -82,7 +84,7 @@ class AdafacFeatures(AbstractPreprocessor):
     def n_features(self) -> int:
         return 6 * len(self.momentum_decays) + 2 + 2 * len(self.adafactor_decays)
 
-    def init(self, params: Params) -> PyTree[AdafacState]:
+    def init(self, params: Params) -> PyTree:
         n_m, n_f = len(self.momentum_decays), len(self.adafactor_decays)
 
         def leaf_state(p: Float[Array, "*shape"]) -> AdafacState:
@@ -106,8 +108,8 @@ class AdafacFeatures(AbstractPreprocessor):
         return jax.tree.map(leaf_state, params)
 
     def __call__(
-        self, grads: Updates, state: PyTree[AdafacState], params: Params | None
-    ) -> tuple[Features, PyTree[AdafacState]]:
+        self, grads: Updates, state: PyTree, params: Params | None
+    ) -> tuple[Features, PyTree]:
         beta_m = _learned_decay(self.momentum_decays, self.momentum_offset)
         beta_r = _learned_decay((self.rms_decay,), self.rms_offset)
         beta_f = _learned_decay(self.adafactor_decays, self.adafactor_offset)
@@ -166,7 +168,7 @@ class AdafacFeatures(AbstractPreprocessor):
         features = treedef.unflatten([f for f, _ in pairs])
         return features, treedef.unflatten([s for _, s in pairs])
 
-    def nominal_direction(self, state: PyTree[AdafacState]) -> Updates:
+    def nominal_direction(self, state: PyTree) -> Updates:
         """STAR's nominal Adam-AggMo direction `mean_i(m_i·rsqrt(rms + 1e-6))`, per leaf."""
         return jax.tree.map(
             lambda s: jnp.mean(s.momentum * jax.lax.rsqrt(s.rms + 1e-6), axis=-1),
