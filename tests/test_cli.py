@@ -1,8 +1,15 @@
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 
+import jax
+import numpy as np
 import pytest
 
+import l2orl
 from l2orl import cli
 
 
@@ -25,24 +32,62 @@ def test_meta_train_then_plot(tmp_path, capsys):
     ("argv", "message"),
     [
         (["meta-train", "--env", "Catchy"], "error: unknown environment 'Catchy'; available"),
-        (["meta-train", "--unroll", "0"], None),  # argparse: exit code 2
+        (["meta-train", "--unroll", "0"], None),  # argparse's own error
         (["meta-train", "--agents-per-chunk", "12"], r"error: agents_per_chunk must divide"),
         (["meta-train", "--estimator", "bptt"], "error: unknown estimator 'bptt'"),
         (["meta-train", "--meta-loss", "unroll_return"], "error: estimator 'tbptt' needs a"),
+        (["meta-train", "--keep-checkpoints", "-1"], "error: keep_checkpoints must be an int ≥ 0"),
         (["meta-train", "--config", "missing.json"], "error: no config file at missing.json"),
         (["evaluate", "--optimizer", "adamw", "--env", "Catch"], "error: optimizer 'adamw'"),
+        (["evaluate", "--optimizer", "x.l2o", "--env", "Catch"], "error: no checkpoint file at x"),
         (["evaluate", "--optimizer", "Optim4RL", "--env", "nope"], "error: unknown environment"),
         (["plot", "missing.jsonl"], "error: no metrics log at missing.jsonl"),
     ],
 )
-def test_bad_input_is_one_error_line_before_any_work(argv, message, tmp_path, monkeypatch):
+def test_bad_input_is_one_error_line_before_any_work(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([*argv, "--out", "run"] if argv[0] == "meta-train" else argv)
+    argv = [*argv, "--out", "run"] if argv[0] == "meta-train" else argv
     if message is None:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
         assert exit_info.value.code == 2
     else:
-        assert re.match(message, str(exit_info.value.code))
+        assert cli.main(argv) == 2
+        assert re.fullmatch(message + ".*\n", capsys.readouterr().err)
+    assert not any(tmp_path.glob("**/checkpoints"))
+
+
+def test_user_errors_reach_the_shell_as_one_line_and_status_2(tmp_path):
+    """The real command in subprocesses (run together): one `error: …` line on stderr naming
+    the value, exit status 2, no traceback; `--debug` shows the traceback."""
+    (tmp_path / "bad.json").write_text('{"agents": 4,\n "unroll" 2}')
+    (tmp_path / "log.jsonl").write_text('{"meta_step": 1}\n{"meta_step": \n')
+    (tmp_path / "some.json").write_text("{}")
+    (tmp_path / "file").write_text("")
+    cases = {
+        ("meta-train", "--env", "nope"): "error: unknown environment 'nope'; available: ",
+        ("evaluate", "--env", "nope", "--optimizer", "Optim4RL"): "error: unknown environment",
+        ("meta-train", "--config", "missing.json"): "error: no config file at missing.json",
+        ("meta-train", "--config", "bad.json"): "error: bad.json is not valid JSON: .* line 2",
+        ("plot", "log.jsonl"): "error: log.jsonl is not a metrics log .* line 2",
+        ("evaluate", "--optimizer", "some.json", "--env", "Catch"): (
+            "error: some.json is not a complete l2orl checkpoint"
+        ),
+        ("meta-train", "--out", "file", "--no-evaluate"): "error: out_dir file is a file, not a",
+    }
+    command = [sys.executable, "-m", "l2orl.cli"]
+    runs = {
+        argv: subprocess.Popen(
+            [*command, *argv], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for argv in [*cases, ("meta-train", "--env", "nope", "--debug")]
+    }
+    for argv, expected in cases.items():
+        _, err = runs[argv].communicate(timeout=300)
+        assert runs[argv].returncode == 2, argv
+        assert re.fullmatch(expected + ".*\n", err.decode()), (argv, err)
+    _, err = runs["meta-train", "--env", "nope", "--debug"].communicate(timeout=300)
+    assert b"Traceback" in err and b"ValueError: unknown environment 'nope'" in err
     assert not any(tmp_path.glob("**/checkpoints"))
 
 
@@ -93,3 +138,63 @@ def test_meta_train_then_evaluate_behind_the_agents_clip(tmp_path, capsys):
     assert (out / "evaluate-Catch.png").is_file()
     settings = json.loads((out / "config.json").read_text())["settings"]
     assert settings["agent_clip"] == 1.0 and "eval_seeds" not in settings
+
+
+@pytest.mark.slow
+def test_signals_checkpoint_and_the_same_command_resumes_bit_identical(tmp_path):
+    """SIGINT and SIGTERM: a checkpoint at the meta-step under way, one line, 130 / 143;
+    SIGKILL: nothing said, and its lock does not block the rerun. A second run on a busy
+    folder is refused. Every rerun of the same command ends as the uninterrupted run."""
+    steps = 600
+    argv = [sys.executable, "-m", "l2orl.cli", "meta-train", "--agents", "4", "--unroll", "2"]
+    argv += ["--reset-interval", "3", "--meta-steps", str(steps), "--no-evaluate", "--out"]
+
+    def start(name):
+        return subprocess.Popen([*argv, str(tmp_path / name)], stderr=subprocess.PIPE)
+
+    def logged(name):
+        log = tmp_path / name / "metrics.jsonl"
+        return log.read_text().splitlines() if log.exists() else []
+
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
+    runs = {"reference": start("reference"), **{s.name: start(s.name) for s in signals}}
+    deadline = time.time() + 600
+    lock = tmp_path / "reference" / "lock"
+    while not (lock.exists() and lock.read_text()):  # taken before compiling: busy from now
+        assert time.time() < deadline and runs["reference"].poll() is None
+        time.sleep(0.01)
+    busy = subprocess.run([*argv, str(tmp_path / "reference")], capture_output=True, text=True)
+    assert busy.returncode == 2
+    assert re.fullmatch(
+        r"error: \S+ is in use by a running meta-training \(pid \d+ .*\n", busy.stderr
+    )
+    for s in signals:
+        while len(logged(s.name)) < 3:
+            assert time.time() < deadline and runs[s.name].poll() is None
+            time.sleep(0.01)
+        runs[s.name].send_signal(s)
+    for s in signals:
+        _, err = runs[s.name].communicate(timeout=300)
+        if s == signal.SIGKILL:
+            assert runs[s.name].returncode == -s
+            continue
+        assert runs[s.name].returncode == 128 + s
+        last = err.decode().splitlines()[-1]
+        step = int(
+            re.fullmatch(r"interrupted at meta-step (\d+); run the same command to resume", last)[
+                1
+            ]
+        )
+        assert 3 <= step < steps and len(logged(s.name)) == step
+        assert (tmp_path / s.name / "checkpoints" / f"step-{step:06d}.l2o").is_file()
+    assert runs["reference"].wait(timeout=600) == 0
+    reruns = {s.name: start(s.name) for s in signals}
+    reference = l2orl.load(tmp_path / "reference" / "optimizer.l2o")
+    for name, rerun in reruns.items():
+        assert rerun.wait(timeout=600) == 0, rerun.stderr.read().decode()
+        assert [json.loads(line)["meta_step"] for line in logged(name)] == list(
+            range(1, steps + 1)
+        )
+        resumed = l2orl.load(tmp_path / name / "optimizer.l2o")
+        for x, y in zip(jax.tree.leaves(reference), jax.tree.leaves(resumed), strict=True):
+            assert np.array_equal(x, y)  # bit for bit

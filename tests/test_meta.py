@@ -1,11 +1,9 @@
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import equinox as eqx
 import jax
@@ -331,49 +329,6 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
             settings={"note": "test"},
             compiler_options={"no_such_option": 1},
         )
-
-
-_KILL_SCRIPT = textwrap.dedent(
-    """
-    import sys, l2orl, l2orl.rl as rl
-    learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
-    task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
-    trainer = l2orl.MetaTrainer(l2orl.optim4rl(), (task,), schedule=l2orl.ConstantTruncation(2))
-    trainer.run(int(sys.argv[2]), sys.argv[1], checkpoint_every=2, progress=False)
-    """
-)
-
-
-@pytest.mark.slow
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
-    def run(out, steps, **kw):
-        return subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out), str(steps)], **kw)
-
-    reference = run(tmp_path / "reference", 8)
-    killed = run(tmp_path / "killed", 8)
-    deadline = time.time() + 300
-    while not (tmp_path / "killed" / "checkpoints" / "step-000002.l2o").exists():
-        assert time.time() < deadline and killed.poll() is None
-        time.sleep(0.01)
-    os.kill(killed.pid, signal.SIGKILL)
-    assert killed.wait() == -signal.SIGKILL  # killed mid-run, before its last meta-step
-    assert reference.wait() == 0
-    assert run(tmp_path / "killed", 8).wait() == 0  # resumes from its last checkpoint
-    a, b = (
-        l2orl.load(tmp_path / "reference" / "optimizer.l2o"),
-        l2orl.load(tmp_path / "killed" / "optimizer.l2o"),
-    )
-    for x, y in zip(
-        jax.tree.leaves(eqx.filter(a, eqx.is_inexact_array)),
-        jax.tree.leaves(eqx.filter(b, eqx.is_inexact_array)),
-        strict=True,
-    ):
-        assert np.array_equal(x, y)  # bit for bit
-    steps = [
-        json.loads(line)["meta_step"]
-        for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert steps == list(range(1, 9))
 
 
 _DEVICES_SCRIPT = textwrap.dedent(

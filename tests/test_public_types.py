@@ -48,18 +48,19 @@ def test_meta_states_survive_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(state.agents[0].age, [0, 0])
 
 
-def test_estimate_metrics_log_the_mean_return():
-    metrics = l2orl.EstimateMetrics(
-        meta_loss=jnp.float32(0.5),
-        return_sum=jnp.float32(6.0),
-        episodes=jnp.float32(3.0),
-        agent_loss=jnp.float32(0.1),
-        inner_updates=jnp.int32(8),
-        unrolls=2,
+def test_estimate_metrics_log_the_mean_return_of_all_agents_and_of_the_older_half():
+    unrolls = l2orl.UpdateMetrics(
+        loss=jnp.asarray([0.1, 0.2, 0.3, 0.4]),
+        return_sum=jnp.asarray([1.0, 2.0, 9.0, 12.0]),
+        episodes=jnp.asarray([1.0, 1.0, 3.0, 3.0]),
     )
+    ages = jnp.asarray([3, 40, 90, 2])  # the older half: agents 1 and 2
+    metrics = l2orl.EstimateMetrics.of(jnp.float32(0.5), unrolls, ages, length=4)
     log = metrics.log()
-    assert set(log) == {"meta_loss", "agent_return", "agent_loss", "episodes"}
-    assert float(log["agent_return"]) == 2.0
+    assert set(log) == {"meta_loss", "agent_return", "late_return", "agent_loss", "episodes"}
+    assert float(log["agent_return"]) == 24.0 / 8.0
+    assert float(log["late_return"]) == 11.0 / 4.0
+    assert int(metrics.inner_updates) == 16 and metrics.unrolls == 4
     assert float(l2orl.mean_return(jnp.float32(0.0), jnp.float32(0.0))) == 0.0  # no episode
 
 

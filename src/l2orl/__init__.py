@@ -74,6 +74,7 @@ from ._meta import (
     MetaTrainer as MetaTrainer,
     PESState as PESState,
     Pipeline as Pipeline,
+    RunInterrupted as RunInterrupted,
     TruncatedBPTT as TruncatedBPTT,
     TruncatedES as TruncatedES,
     UnrollReturn as UnrollReturn,

@@ -58,6 +58,8 @@ def resolve_optimizer(
         optimizer = pretrained(spec)
     elif Path(spec).is_file():
         optimizer = load(spec)
+    elif Path(spec).suffix == ".l2o":
+        raise ValueError(f"no checkpoint file at {spec}")
     else:
         raise ValueError(
             f"optimizer {str(spec)!r} is neither a preset {sorted(PRESETS)}, a pretrained "

@@ -3,6 +3,7 @@
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +63,7 @@ def _meta_train(args: argparse.Namespace) -> int:
     print(
         f"meta-training {config.optimizer} on {', '.join(config.env)} -> {config.out}", flush=True
     )
-    trainer, state = config.run()
+    trainer, state = config.run(progress=not args.quiet)
     print(f"saved {Path(config.out) / 'optimizer.l2o'} ({int(state.skipped)} meta-steps skipped)")
     if args.no_evaluate:
         return 0
@@ -73,12 +74,20 @@ def _meta_train(args: argparse.Namespace) -> int:
         config.eval_seeds,
         config.eval_updates,
         Path(config.out),
+        not args.quiet,
         config.agent_clip,
     )
 
 
 def _compare(
-    optimizer, env_name: str, lr: float, seeds: int, updates: int, out: Path, clip=None
+    optimizer,
+    env_name: str,
+    lr: float,
+    seeds: int,
+    updates: int,
+    out: Path,
+    progress: bool,
+    clip: float | None = None,
 ) -> int:
     import optax
 
@@ -91,6 +100,7 @@ def _compare(
         lr=lr,
         clip=None if clip is None else optax.clip(clip),
         seeds=seeds,
+        progress=progress,
     )
     print(result.table())
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +119,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     optimizer = l2orl.resolve_optimizer(args.optimizer, args.step_size)
     rl.env_family(args.env)  # a clear error for an unknown env before any compile
-    return _compare(optimizer, args.env, args.lr, args.seeds, args.updates, Path(args.out))
+    return _compare(
+        optimizer, args.env, args.lr, args.seeds, args.updates, Path(args.out), not args.quiet
+    )
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -122,14 +134,30 @@ def _plot(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The `l2orl` command's parser."""
-    parser = argparse.ArgumentParser(prog="l2orl", description="Learning to optimize for RL.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("presets", help="list the preset learned optimizers").set_defaults(
-        run=_presets
+    parser = argparse.ArgumentParser(
+        prog="l2orl",
+        description="Learning to optimize for RL. A bad input ends with one `error: …` line and "
+        "exit status 2; an interrupted meta-training checkpoints and exits with 130 (SIGINT) "
+        "or 143 (SIGTERM).",
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (or set L2ORL_DEBUG=1)",
+    )
+    long_job = argparse.ArgumentParser(add_help=False, parents=[common])
+    long_job.add_argument(
+        "--quiet", action="store_true", help="no progress bar (there is none off a terminal)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "presets", help="list the preset learned optimizers", parents=[common]
+    ).set_defaults(run=_presets)
 
     meta = commands.add_parser(
         "meta-train",
+        parents=[long_job],
         help="meta-train a learned optimizer, then evaluate it against Adam and RMSProp",
         description="With no arguments: l2orl.MetaTrainConfig's defaults, Optim4RL on Catch "
         "with pipeline training (64 agents, K=4, reset interval 32, 78 meta-steps), then an "
@@ -212,7 +240,9 @@ def parser() -> argparse.ArgumentParser:
     meta.set_defaults(run=_meta_train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="compare an optimizer with Adam and RMSProp on an env"
+        "evaluate",
+        help="compare an optimizer with Adam and RMSProp on an env",
+        parents=[long_job],
     )
     evaluate.add_argument(
         "--optimizer",
@@ -235,7 +265,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     plot = commands.add_parser(
-        "plot", help="plot a meta-training metrics log (metrics.jsonl) to PNG"
+        "plot", help="plot a meta-training metrics log (metrics.jsonl) to PNG", parents=[common]
     )
     plot.add_argument("metrics")
     plot.add_argument(
@@ -248,12 +278,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `l2orl` command with `argv` (default: the process's arguments)."""
+    """Run the `l2orl` command with `argv` (default: the process's arguments); **returns** the
+    exit status: 0, 2 for a bad input (one `error: …` line on stderr, the traceback only with
+    `--debug` or `L2ORL_DEBUG=1`), 130 / 143 for a meta-training stopped by SIGINT / SIGTERM
+    (checkpointed; the same command resumes it) and 130 for any other Ctrl-C."""
     args = parser().parse_args(argv)
+    from l2orl import RunInterrupted
+
     try:
         return args.run(args)
-    except ValueError as error:  # bad input: one line, no traceback
-        raise SystemExit(f"error: {error}") from None
+    except RunInterrupted as stop:
+        print(
+            f"interrupted at meta-step {stop.meta_step}; run the same command to resume",
+            file=sys.stderr,
+        )
+        return stop.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:  # bad input: files, names, settings
+        if args.debug or os.environ.get("L2ORL_DEBUG", "0") not in ("", "0"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

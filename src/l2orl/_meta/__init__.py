@@ -19,6 +19,7 @@ from ._losses import (
 )
 from ._pipeline import PIPELINE_KINDS as PIPELINE_KINDS, Pipeline as Pipeline
 from ._plot import plot_metrics as plot_metrics
+from ._run import RunInterrupted as RunInterrupted
 from ._schedules import (
     SCHEDULES as SCHEDULES,
     AbstractTruncationSchedule as AbstractTruncationSchedule,

@@ -23,14 +23,18 @@ class EstimateMetrics(eqx.Module):
 
     **Attributes:** `meta_loss` (the mean meta-loss of the scored unrolls), `return_sum`,
     `episodes` and `agent_loss` (the returns and number of the episodes that ended during the
-    inner updates, and the learner's mean loss over them), `inner_updates` (how many inner
-    updates ran, perturbed copies included) and `unrolls` (how many unrolls the meta-loss
-    scored).
+    inner updates, and the learner's mean loss over them), `late_return_sum` and
+    `late_episodes` (the same of the older half of the agents: those at least as old as the
+    median agent, so past about half their lifetime in a staggered pipeline), `inner_updates`
+    (how many inner updates ran, perturbed copies included) and `unrolls` (how many unrolls the
+    meta-loss scored).
     """
 
     meta_loss: Float[Array, ""]
     return_sum: Float[Array, ""]
     episodes: Float[Array, ""]
+    late_return_sum: Float[Array, ""]
+    late_episodes: Float[Array, ""]
     agent_loss: Float[Array, ""]
     inner_updates: Int[Array, ""]
     unrolls: int = eqx.field(static=True)
@@ -40,27 +44,33 @@ class EstimateMetrics(eqx.Module):
         cls,
         meta_loss: Float[Array, ""],
         unrolls: UpdateMetrics,
+        ages: Int[Array, " n"],
         length: Int[Array, ""] | int,
         copies: int = 1,
     ) -> "EstimateMetrics":
-        """The metrics of `unrolls` (one summary per agent, leading axis) of `length` inner
-        updates each, run `copies` times (2 for antithetic pairs), with mean meta-loss
-        `meta_loss`."""
+        """The metrics of `unrolls` (one summary per agent, leading axis `n`, in the order of
+        the agents' `ages` at the unroll's start) of `length` inner updates each, run `copies`
+        times (2 for antithetic pairs), with mean meta-loss `meta_loss`."""
         n = copies * unrolls.loss.shape[0]
+        late = ages >= jnp.median(ages)
         return cls(
             meta_loss=meta_loss,
             return_sum=jnp.sum(unrolls.return_sum),
             episodes=jnp.sum(unrolls.episodes),
+            late_return_sum=jnp.sum(jnp.where(late, unrolls.return_sum, 0.0)),
+            late_episodes=jnp.sum(jnp.where(late, unrolls.episodes, 0.0)),
             agent_loss=jnp.mean(unrolls.loss),
             inner_updates=jnp.asarray(length * n, jnp.int32),
             unrolls=n,
         )
 
     def log(self) -> Metrics:
-        """The figures a metrics log records: meta-loss, agent return, agent loss, episodes."""
+        """The figures a metrics log records: meta-loss, the return of all agents and of the
+        older half (`late_return`), agent loss, episodes."""
         return {
             "meta_loss": self.meta_loss,
             "agent_return": mean_return(self.return_sum, self.episodes),
+            "late_return": mean_return(self.late_return_sum, self.late_episodes),
             "agent_loss": self.agent_loss,
             "episodes": self.episodes,
         }
@@ -260,8 +270,11 @@ class TruncatedBPTT(AbstractStatelessEstimator):
             grad = jax.tree.map(lambda g: g / n_chunks, total)
             loss = jnp.mean(losses)
             learner, opt_state = jax.tree.map(lambda x: x.reshape(n, *x.shape[3:]), agents_grid)
-            metrics = jax.tree.map(lambda x: x.reshape(n), metrics)  # in chunk order
-        metrics = EstimateMetrics.of(loss, metrics, length)
+            # [chunk, block, slot] back to the agents' order [block, chunk, slot]
+            metrics = jax.tree.map(
+                lambda x: x.reshape(n_chunks, blocks, -1).swapaxes(0, 1).reshape(n), metrics
+            )
+        metrics = EstimateMetrics.of(loss, metrics, agents.age, length)
         return grad, _advance(agents, learner, opt_state, length), state, metrics
 
 
@@ -294,11 +307,15 @@ def _antithetic(meta_params, static, task, meta_loss, pos, neg, eps, length, max
 
 
 def _es_metrics(
-    lp: Float[Array, " n"], lm: Float[Array, " n"], length, metrics: UpdateMetrics
+    lp: Float[Array, " n"],
+    lm: Float[Array, " n"],
+    ages: Int[Array, " n"],
+    length,
+    metrics: UpdateMetrics,
 ) -> EstimateMetrics:
     """An antithetic step's metrics: the pairs' mean loss, the `+ε` agents' figures, and the
     updates and unrolls of both members of every pair."""
-    return EstimateMetrics.of(jnp.mean(0.5 * (lp + lm)), metrics, length, copies=2)
+    return EstimateMetrics.of(jnp.mean(0.5 * (lp + lm)), metrics, ages, length, copies=2)
 
 
 def _es_gradient(diff: Float[Array, " n"], directions: PyTree, std: float) -> PyTree:
@@ -338,7 +355,7 @@ class TruncatedES(AbstractStatelessEstimator):
             jax.random.split(k_run, n),
         )
         grad = _es_gradient(lp - lm, eps, self.std)
-        metrics = _es_metrics(lp, lm, length, metrics)
+        metrics = _es_metrics(lp, lm, agents.age, length, metrics)
         return grad, _advance(agents, learner, opt_state, length), state, metrics
 
 
@@ -399,7 +416,7 @@ class PES(AbstractEstimator):
         )
         grad = _es_gradient(lp - lm, accumulated, self.std)
         new_state = PESState(neg_learner, neg_opt, accumulated)
-        metrics = _es_metrics(lp, lm, length, metrics)
+        metrics = _es_metrics(lp, lm, agents.age, length, metrics)
         return grad, _advance(agents, learner, opt_state, length), new_state, metrics
 
 
@@ -436,7 +453,7 @@ class FullES(AbstractStatelessEstimator):
             jax.random.split(k_run, n),
         )
         grad = _es_gradient(lp - lm, eps, self.std)
-        return grad, agents, state, _es_metrics(lp, lm, lifetime, metrics)
+        return grad, agents, state, _es_metrics(lp, lm, jnp.zeros(n, jnp.int32), lifetime, metrics)
 
 
 ESTIMATORS: dict[str, type[AbstractEstimator]] = {

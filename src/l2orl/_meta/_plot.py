@@ -26,12 +26,15 @@ def plot_metrics(
     path = Path(log)
     if not path.is_file():
         raise ValueError(f"no metrics log at {path}")
-    try:
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{path} is not a metrics log (one JSON object a line): {error}"
-        ) from None
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            records += [json.loads(line)] if line.strip() else []
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path} is not a metrics log (one JSON object a line): line {number}: "
+                f"{error.msg} at column {error.colno}"
+            ) from None
     if not records:
         raise ValueError(f"{path} is empty")
     if keys is None:

@@ -1,10 +1,16 @@
 """The meta-training run loop: compile, create or resume, step, log, checkpoint, package."""
 
+import contextlib
+import fcntl
 import json
 import math
-import sys
+import os
+import signal
+import socket
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +19,25 @@ import jax
 
 from .._checkpoint import CheckpointError, load_tree, save, save_tree
 from .._custom_types import PRNGKey
+from .._progress import progress_bar
 from .._utils import check_non_negative_int, check_positive_int, release_free_memory
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A meta-training run stopped by SIGINT or SIGTERM, after checkpointing its last
+    meta-step: running it again resumes it, to the same result as an uninterrupted run.
+
+    **Attributes:** `meta_step` (the last meta-step done and saved), `signal` (its number),
+    `out_dir`, `exit_code` (`128 + signal`: 130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, meta_step: int, signum: int, out_dir: Path):
+        self.meta_step, self.signal, self.out_dir = meta_step, signum, out_dir
+        self.exit_code = 128 + signum
+        super().__init__(
+            f"{signal.Signals(signum).name} at meta-step {meta_step}; "
+            f"the run in {out_dir} resumes from there"
+        )
 
 
 def run(
@@ -37,6 +61,41 @@ def run(
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {out} is a file, not a folder")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    with _exclusive(out), _deferred_signals() as signals:
+        state = _run_locked(
+            trainer,
+            n_meta_steps,
+            out,
+            signals,
+            key=key,
+            checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
+            resume=resume,
+            progress=progress,
+            settings=settings,
+            compiler_options=compiler_options,
+        )
+        if signals:
+            raise RunInterrupted(int(state.meta_step), signals[0], out)
+    return state
+
+
+def _run_locked(
+    trainer,
+    n_meta_steps,
+    out,
+    signals,
+    *,
+    key,
+    checkpoint_every,
+    keep_checkpoints,
+    resume,
+    progress,
+    settings,
+    compiler_options,
+):
+    """`run` inside the out_dir's lock, stopping early (checkpointed) once `signals` holds
+    one."""
     config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
     config_path = out / "config.json"
     if config_path.exists() and resume:
@@ -73,9 +132,10 @@ def run(
     log_path.write_text(
         "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
     )
-    bar = _Progress(n_meta_steps, start, progress)
-    with log_path.open("a") as log:
-        while int(state.meta_step) < n_meta_steps:
+    saved, rate = start, _Rate()
+    with progress_bar(progress) as bar, log_path.open("a") as log:
+        task = bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
+        while int(state.meta_step) < n_meta_steps and not signals:
             state, metrics = step(dynamic, state)
             record = {
                 "meta_step": int(state.meta_step),
@@ -86,21 +146,77 @@ def run(
             compiled = {}
             log.write(json.dumps(record) + "\n")
             log.flush()
-            bar.update(record, trainer.tasks[0].name)
-            if record["meta_step"] % checkpoint_every == 0 or record["meta_step"] == n_meta_steps:
-                save_tree(out / "checkpoints" / f"step-{record['meta_step']:06d}.l2o", state)
-                if keep_checkpoints:
-                    for old in _checkpoints(out)[:-keep_checkpoints]:
-                        old.unlink()
+            bar.update(task, completed=record["meta_step"], status=_status(record, rate))
+            last = record["meta_step"] == n_meta_steps
+            if record["meta_step"] % checkpoint_every == 0 or last or signals:
+                _save_checkpoint(out, state, keep_checkpoints)
+                saved = record["meta_step"]
             began = time.perf_counter()
-    bar.close()
-    figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
-    save(
-        out / "optimizer.l2o",
-        trainer.optimizer_at(state),
-        metadata={"config": config, "training": figures},
-    )
+    if int(state.meta_step) > saved:  # a signal came in the last step
+        _save_checkpoint(out, state, keep_checkpoints)
+    if int(state.meta_step) == n_meta_steps:
+        figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
+        save(
+            out / "optimizer.l2o",
+            trainer.optimizer_at(state),
+            metadata={"config": config, "training": figures},
+        )
     return state
+
+
+def _save_checkpoint(out: Path, state: eqx.Module, keep: int) -> None:
+    """`state` saved atomically as the newest checkpoint; only the newest `keep` kept (0:
+    all)."""
+    save_tree(out / "checkpoints" / f"step-{int(state.meta_step):06d}.l2o", state)
+    if keep:
+        for old in _checkpoints(out)[:-keep]:
+            old.unlink()
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold `out/lock`: a second run in `out` is refused. It is an `flock`, which the kernel
+    drops when its holder ends, however it ends: a killed run leaves no lock behind."""
+    path = out / "lock"
+    path.touch()
+    with path.open("r+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = file.read().strip() or "another process"
+            raise ValueError(
+                f"{out} is in use by a running meta-training ({holder}); wait for it to end "
+                "or use another out_dir"
+            ) from None
+        file.truncate(0)
+        file.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        file.flush()
+        yield
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM appended to the list yielded instead of stopping the process; a
+    second one acts as it did before (Ctrl-C twice stops at once). Outside the main thread,
+    where Python cannot handle signals, they stay as they are."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum, frame):
+        received.append(signum)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    for s in previous:
+        signal.signal(s, note)
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _step_of(path: Path) -> int:
@@ -144,37 +260,29 @@ def _differences(recorded: Any, new: Any, path: str = "") -> list[str]:
     return [f"{path.lstrip('.')}: {json.dumps(recorded)} in the folder, {json.dumps(new)} now"]
 
 
-class _Progress:
-    """One status line: meta-step, meta-loss, agent return, env-steps/s, ETA."""
+class _Rate:
+    """Environment steps per second since the first meta-step of this process (which may
+    still hold one-time costs) ended."""
 
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.total, self.done, self.enabled = total, start, enabled
+    def __init__(self):
         self.begin, self.steps = None, 0.0
-        self.tty = sys.stderr.isatty()
 
-    def update(self, record: dict, first_task: str) -> None:
+    def __call__(self, env_steps: float) -> float:
         now = time.perf_counter()
-        if self.begin is None:  # the first meta-step includes compilation: time from its end
+        if self.begin is None:
             self.begin = now
         else:
-            self.steps += record["env_steps"]
-        self.done = record["meta_step"]
-        if not self.enabled:
-            return
-        elapsed = now - self.begin
-        rate = self.steps / elapsed if elapsed > 0 else math.nan
-        per_step = elapsed / max(self.done - 1, 1)
-        eta = per_step * (self.total - self.done)
-        line = (
-            f"meta-step {self.done}/{self.total} | meta-loss {record['meta_loss']:.4g} | "
-            f"return {record.get(f'{first_task}/agent_return', math.nan):.3f} | "
-            f"{rate:,.0f} env-steps/s | ETA {eta:.0f}s | skipped {int(record['skipped'])}"
-        )
-        if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif self.done == self.total or self.done % 10 == 0:
-            print(line, file=sys.stderr, flush=True)
+            self.steps += env_steps
+        return self.steps / (now - self.begin) if now > self.begin else math.nan
 
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
+
+def _status(record: dict[str, float], rate: _Rate) -> str:
+    """The progress line's figures: meta-loss, the older half of the agents' mean return
+    (over tasks), env-steps/s and skipped meta-steps."""
+    late = [v for k, v in record.items() if k.endswith("/late_return")]
+    speed = rate(record["env_steps"])
+    return (
+        f"meta-loss {record['meta_loss']:.4g} · return (older half) "
+        f"{sum(late) / len(late):.3f} · {'–' if math.isnan(speed) else f'{speed:,.0f}'} "
+        f"env-steps/s · skipped {int(record['skipped'])}"
+    )

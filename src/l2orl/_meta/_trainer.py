@@ -239,8 +239,15 @@ class MetaTrainer(eqx.Module):
         (`jax.jit`'s); on CPU, `{"xla_cpu_use_fusion_emitters": False}` compiles with less
         memory for a slower meta-step. Either may change results by float rounding.
 
+        One run at a time holds `out_dir` (the `lock` file there: an `flock`, dropped by the
+        system when its process ends, so a killed run never blocks the next). `progress` shows
+        a bar on a terminal (meta-step, meta-loss, the mean return of the older half of the
+        agents, env-steps/s, ETA). In the main thread, SIGINT (Ctrl-C) and SIGTERM end the run
+        after the meta-step under way, which is checkpointed; a second signal stops at once.
+
         **Raises:** `ValueError` if `out_dir` holds a run of another configuration, naming each
-        setting that differs with both values.
+        setting that differs with both values, or another process's running meta-training;
+        [`l2orl.RunInterrupted`][] after a signal.
         """
         return run(
             self,

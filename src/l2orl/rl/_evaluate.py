@@ -13,6 +13,7 @@ import optax
 
 from .._learner import AbstractLearner
 from .._lopt import AbstractLearnedOptimizer
+from .._progress import progress_bar
 from .._utils import check_fraction, check_positive_int
 from ._train import train
 
@@ -177,39 +178,60 @@ def evaluate(
     seeds: int = 5,
     key: int = 0,
     final_fraction: float = 0.1,
+    progress: bool = True,
 ) -> Evaluation:
     """Train `learner` on `env` from scratch with each optimizer, every one on the same seeds.
 
     **Arguments:** `optimizers` by name (optax transforms or learned optimizers), `learner`,
     `env`, `n_updates` per run, `seeds` (runs per optimizer), `key` (the seeds' root; every
-    optimizer sees the same seeds), `final_fraction` (the tail of each run that scores it).
+    optimizer sees the same seeds), `final_fraction` (the tail of each run that scores it),
+    `progress` (a bar on a terminal: which optimizer's training of how many, ETA).
+
+    **Raises:** `ValueError` for no optimizers, or one that is neither an optax transform nor a
+    learned optimizer (say, the factory `l2orl.optim4rl` rather than `l2orl.optim4rl()`).
     """
     if not optimizers:
         raise ValueError("evaluate needs at least one optimizer")
     check_positive_int("seeds", seeds)
+    transforms = {name: _transform(name, tx) for name, tx in optimizers.items()}
     keys = jax.random.split(jax.random.key(key), seeds)
     results, env_steps = {}, None
-    for name, tx in optimizers.items():
-        if isinstance(tx, AbstractLearnedOptimizer):
-            tx = tx.as_optax()
-        start = time.perf_counter()
-        run = train(learner, env, tx, keys, n_updates)
-        curves = np.asarray(jax.block_until_ready(run.returns), np.float64)
-        seconds = time.perf_counter() - start
-        env_steps = np.asarray(run.env_steps)
-        final = final_returns(curves, final_fraction)
-        results[name] = OptimizerResult(
-            name,
-            curves,
-            final,
-            float(np.mean(final)),
-            bootstrap_ci(final),
-            iqm(final),
-            bootstrap_ci(final, iqm),
-            seconds,
-        )
+    with progress_bar(progress) as bar:
+        task = bar.add_task("training", total=len(transforms), status="")
+        for name, tx in transforms.items():
+            bar.update(task, status=f"{name}: {seeds} seeds × {n_updates} updates")
+            start = time.perf_counter()
+            run = train(learner, env, tx, keys, n_updates)
+            curves = np.asarray(jax.block_until_ready(run.returns), np.float64)
+            seconds = time.perf_counter() - start
+            env_steps = np.asarray(run.env_steps)
+            final = final_returns(curves, final_fraction)
+            results[name] = OptimizerResult(
+                name,
+                curves,
+                final,
+                float(np.mean(final)),
+                bootstrap_ci(final),
+                iqm(final),
+                bootstrap_ci(final, iqm),
+                seconds,
+            )
+            bar.advance(task)
     return Evaluation(
         results, env_steps, getattr(env, "name", type(env).__name__), seeds, final_fraction
+    )
+
+
+def _transform(name: str, tx) -> optax.GradientTransformation:
+    """`tx` as an optax transform, or a `ValueError` naming what it is instead."""
+    if isinstance(tx, AbstractLearnedOptimizer):
+        return tx.as_optax()
+    if isinstance(tx, optax.GradientTransformation):
+        return tx
+    hint = f"; did you mean {tx.__name__}()?" if callable(tx) and hasattr(tx, "__name__") else ""
+    raise ValueError(
+        f"optimizer {name!r} is {type(tx).__name__} {tx!r:.60}, not an optax transform or an "
+        f"l2orl learned optimizer{hint}"
     )
 
 
@@ -230,6 +252,7 @@ def compare(
     seeds: int = 3,
     key: int = 0,
     final_fraction: float = FINAL_FRACTION,
+    progress: bool = True,
 ) -> Evaluation:
     """The library's comparison protocol: `optimizers` against hand-designed baselines, every
     one on the same seeds, all behind the same gradient `clip` (an optax transform chained in
@@ -238,15 +261,12 @@ def compare(
     **Arguments:** `optimizers` by name, `env_name` (with `env` and `learner` defaulting to
     `make(env_name)` and `default_learner(env_name)`), `n_updates` per run, `lr` (the
     baselines' learning rate), `baselines` (optax optimizer names, each a row `"<name> <lr>"`),
-    `clip`, `seeds`, `key` (the seeds' root), `final_fraction`.
+    `clip`, `seeds`, `key` (the seeds' root), `final_fraction`, `progress`.
     """
     from ._make import make
     from ._registry import default_learner
 
-    rows = {
-        name: tx.as_optax() if isinstance(tx, AbstractLearnedOptimizer) else tx
-        for name, tx in optimizers.items()
-    }
+    rows = {name: _transform(name, tx) for name, tx in optimizers.items()}
     for name in baselines:
         if not callable(getattr(optax, name, None)):
             raise ValueError(f"unknown baseline {name!r}: expected an optax optimizer's name")
@@ -261,4 +281,5 @@ def compare(
         seeds=seeds,
         key=key,
         final_fraction=final_fraction,
+        progress=progress,
     )
