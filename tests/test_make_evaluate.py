@@ -98,8 +98,10 @@ def test_final_returns_need_finished_episodes():
     np.testing.assert_allclose(rl.final_returns(curves[:1], 0.5), [2.0])
 
 
-def test_evaluate_compares_optimizers(tmp_path):
+def test_evaluate_compares_optimizers(tmp_path, monkeypatch, capsys):
     learner = rl.A2C(n_envs=8, rollout_length=20, network=rl.NetworkSpec("mlp", (32,), "relu"))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # stderr counts as a terminal: the bar is drawn
+    monkeypatch.setenv("COLUMNS", "200")  # on one line
     result = rl.evaluate(
         {"adam": optax.adam(1e-3), "optim4rl": l2orl.optim4rl()},
         learner,
@@ -108,6 +110,8 @@ def test_evaluate_compares_optimizers(tmp_path):
         seeds=2,
         final_fraction=0.5,
     )
+    bar = capsys.readouterr().err
+    assert "training" in bar and "2/2" in bar and "optim4rl: 2 seeds × 10 updates" in bar
     assert isinstance(result, rl.Evaluation)
     assert set(result.results) == {"adam", "optim4rl"}
     r = result.results["adam"]
@@ -121,3 +125,15 @@ def test_evaluate_compares_optimizers(tmp_path):
     assert data["results"]["adam"]["mean"] == pytest.approx(r.mean)
     with pytest.raises(ValueError, match="at least one optimizer"):
         rl.evaluate({}, learner, rl.make("Catch"), n_updates=2)
+
+
+def test_evaluate_and_compare_name_what_is_not_an_optimizer():
+    """The factory itself, not the optimizer it makes: a clear error before any training."""
+    learner = rl.A2C(n_envs=1, rollout_length=2, network=rl.NetworkSpec("mlp", (4,), "relu"))
+    message = r"optimizer 'o' is function .*not an optax transform .*did you mean optim4rl\(\)\?"
+    with pytest.raises(ValueError, match=message):
+        rl.evaluate({"o": l2orl.optim4rl}, learner, rl.make("Catch"), n_updates=2)
+    with pytest.raises(ValueError, match=message):
+        rl.compare({"o": l2orl.optim4rl}, "Catch", 2)
+    with pytest.raises(ValueError, match=r"optimizer 'adam' is float 0.001, not an optax"):
+        rl.compare({"adam": 1e-3}, "Catch", 2)

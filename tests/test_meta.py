@@ -1,9 +1,13 @@
 import dataclasses
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import equinox as eqx
 import jax
@@ -329,6 +333,55 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
             settings={"note": "test"},
             compiler_options={"no_such_option": 1},
         )
+
+
+def test_progress_is_a_bar_on_a_terminal_and_nothing_elsewhere(tmp_path, monkeypatch, capsys):
+    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(4, "staggered", reset_interval=4),))
+    trainer.run(3, tmp_path / "piped", progress=True)
+    assert capsys.readouterr().err == ""  # not a terminal: no redraws in logs
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "200")  # one line, not wrapped
+    trainer.run(3, tmp_path / "terminal", progress=False)
+    assert capsys.readouterr().err == ""
+    trainer.run(3, tmp_path / "terminal", progress=True, resume=False)
+    bar = capsys.readouterr().err
+    record = json.loads((tmp_path / "terminal" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "meta-step" in bar and "3/3" in bar
+    assert f"meta-loss {record['meta_loss']:.4g}" in bar
+    assert f"return (older half) {record['toy/late_return']:.3f}" in bar
+    assert "env-steps/s" in bar and "ETA" in bar
+
+
+def test_a_signal_ends_the_run_checkpointed_and_a_busy_folder_is_refused(tmp_path):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("Python handles signals in the main thread only")
+    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2, "staggered", reset_interval=3),))
+    log, refusals = tmp_path / "metrics.jsonl", []
+
+    def meanwhile():  # another thread: a second run in the folder, then SIGTERM to us
+        while not (log.exists() and len(log.read_text().splitlines()) >= 2):
+            time.sleep(0.005)
+        try:
+            trainer.run(1, tmp_path, progress=False)
+        except ValueError as error:
+            refusals.append(str(error))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=meanwhile, daemon=True).start()
+    with pytest.raises(l2orl.RunInterrupted) as stopped:
+        trainer.run(10**6, tmp_path, checkpoint_every=10**6, progress=False)
+    step = stopped.value.meta_step
+    assert stopped.value.signal == signal.SIGTERM and stopped.value.exit_code == 143
+    assert 2 <= step < 10**6 and len(log.read_text().splitlines()) == step
+    assert (tmp_path / "checkpoints" / f"step-{step:06d}.l2o").is_file()
+    assert refusals == [
+        f"{tmp_path} is in use by a running meta-training (pid {os.getpid()} on "
+        f"{socket.gethostname()}); wait for it to end or use another out_dir"
+    ]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    state = trainer.run(step + 2, tmp_path, progress=False)  # resumes; the lock is free
+    assert int(state.meta_step) == step + 2 and (tmp_path / "optimizer.l2o").is_file()
 
 
 _DEVICES_SCRIPT = textwrap.dedent(

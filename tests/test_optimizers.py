@@ -264,6 +264,14 @@ def test_integer_params_raise():
         l2orl.optim4rl().init({"w": jnp.ones(3), "steps": jnp.zeros((), jnp.int32)})
 
 
+@pytest.mark.parametrize("name", sorted(l2orl.PRESETS))
+def test_an_empty_parameter_tree_gets_an_empty_update_as_in_optax(name):
+    tx = l2orl.PRESETS[name]().as_optax()
+    for empty in ({}, []):
+        updates, _ = tx.update(empty, tx.init(empty), empty)
+        assert updates == empty == optax.adam(1e-3).update(empty, optax.adam(1e-3).init(empty))[0]
+
+
 def test_mismatched_pytrees_raise():
     opt = l2orl.linear_optim()
     state = opt.init({"w": jnp.ones((3, 2)), "b": jnp.ones(2)})

@@ -276,7 +276,7 @@ class _Rate:
         return self.steps / (now - self.begin) if now > self.begin else math.nan
 
 
-def _status(record: dict[str, float], rate: _Rate) -> str:
+def _status(record: dict[str, float | int], rate: _Rate) -> str:
     """The progress line's figures: meta-loss, the older half of the agents' mean return
     (over tasks), env-steps/s and skipped meta-steps."""
     late = [v for k, v in record.items() if k.endswith("/late_return")]
