@@ -74,6 +74,8 @@ def test_user_errors_reach_the_shell_as_one_line_and_status_2(tmp_path):
             "error: some.json is not a complete l2orl checkpoint"
         ),
         ("meta-train", "--out", "file", "--no-evaluate"): "error: out_dir file is a file, not a",
+        ("meta-train", "--seed", "x"): r"error: argument --seed: invalid int value: 'x' \(`l2orl",
+        ("evaulate",): r"error: argument command: invalid choice: 'evaulate' \(choose from",
     }
     command = [sys.executable, "-m", "l2orl.cli"]
     runs = {

@@ -132,9 +132,16 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as every other bad input: one line, status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (`{self.prog} --help` lists them)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The `l2orl` command's parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="l2orl",
         description="Learning to optimize for RL. A bad input ends with one `error: …` line and "
         "exit status 2; an interrupted meta-training checkpoints and exits with 130 (SIGINT) "
