@@ -148,7 +148,10 @@ def test_pytree_round_trip_with_keys_and_scalars(tmp_path):
         l2orl.CheckpointError, match=r"leaf 1 is int32\[\] in the file, expected float32\[\]"
     ):
         l2orl.load_tree(path, like={**tree, "step": jnp.zeros((), jnp.float32)})
-    with pytest.raises(l2orl.CheckpointError, match="holds a pytree, not a module"):
+    with pytest.raises(
+        l2orl.CheckpointError,
+        match=r"holds a pytree \(such as a meta-training run.s checkpoint\), not a module",
+    ):
         l2orl.load(path)
 
 

@@ -76,6 +76,9 @@ def test_user_errors_reach_the_shell_as_one_line_and_status_2(tmp_path):
         ("meta-train", "--out", "file", "--no-evaluate"): "error: out_dir file is a file, not a",
         ("meta-train", "--seed", "x"): r"error: argument --seed: invalid int value: 'x' \(`l2orl",
         ("evaulate",): r"error: argument command: invalid choice: 'evaulate' \(choose from",
+        ("evaluate", "--optimizer", "Optim4RL", "--env", "Catch", "--out", "file/x"): (
+            r"error: \[Errno 20\] Not a directory: 'file/x'"  # before any training
+        ),
     }
     command = [sys.executable, "-m", "l2orl.cli"]
     runs = {

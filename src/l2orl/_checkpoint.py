@@ -235,7 +235,10 @@ def load(path: str | os.PathLike, like: eqx.Module | None = None) -> eqx.Module:
     path = Path(path)
     manifest, blobs = _read(path)
     if not (isinstance(manifest["tree"], dict) and "module" in manifest["tree"]):
-        raise CheckpointError(f"{path} holds a pytree, not a module: read it with load_tree")
+        raise CheckpointError(
+            f"{path} holds a pytree (such as a meta-training run's checkpoint), not a module: "
+            "read it with load_tree; a run's learned optimizer is its optimizer.l2o"
+        )
     if like is not None:
         difference = _first_difference(describe(like), manifest["tree"], type(like).__name__)
         if difference is not None:

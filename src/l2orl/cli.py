@@ -93,6 +93,7 @@ def _compare(
 
     import l2orl.rl as rl
 
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before the trainings
     result = rl.compare(
         {"learned": optimizer},
         env_name,
@@ -103,7 +104,6 @@ def _compare(
         progress=progress,
     )
     print(result.table())
-    out.mkdir(parents=True, exist_ok=True)
     name = env_name.replace(":", "_")
     png, data = (
         result.plot(out / f"evaluate-{name}.png"),
