@@ -57,6 +57,7 @@ def test_bad_input_is_one_error_line_before_any_work(argv, message, tmp_path, mo
     assert not any(tmp_path.glob("**/checkpoints"))
 
 
+@pytest.mark.slow  # eleven interpreters importing JAX; the messages are tested in-process above
 def test_user_errors_reach_the_shell_as_one_line_and_status_2(tmp_path):
     """The real command in subprocesses (run together): one `error: …` line on stderr naming
     the value, exit status 2, no traceback; `--debug` shows the traceback."""
