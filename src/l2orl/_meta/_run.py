@@ -152,7 +152,7 @@ def _run_locked(
                 _save_checkpoint(out, state, keep_checkpoints)
                 saved = record["meta_step"]
             began = time.perf_counter()
-    if int(state.meta_step) > saved:  # a signal came in the last step
+    if int(state.meta_step) > saved:  # a signal came just after the last step was checked
         _save_checkpoint(out, state, keep_checkpoints)
     if int(state.meta_step) == n_meta_steps:
         figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
