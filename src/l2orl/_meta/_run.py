@@ -62,105 +62,75 @@ def run(
         raise ValueError(f"out_dir {out} is a file, not a folder")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     with _exclusive(out), _deferred_signals() as signals:
-        state = _run_locked(
-            trainer,
-            n_meta_steps,
-            out,
-            signals,
-            key=key,
-            checkpoint_every=checkpoint_every,
-            keep_checkpoints=keep_checkpoints,
-            resume=resume,
-            progress=progress,
-            settings=settings,
+        # From here on a signal ends the loop after the meta-step under way, checkpointed.
+        config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
+        config_path = out / "config.json"
+        if config_path.exists() and resume:
+            recorded = json.loads(config_path.read_text())
+            if recorded != config:
+                changes = "; ".join(_differences(recorded, config))
+                raise ValueError(
+                    f"{out} holds a run with another configuration ({changes}); use a new out_dir"
+                )
+        else:
+            config_path.write_text(json.dumps(config, indent=1))
+        key = jax.random.key(key) if isinstance(key, int) else key
+        checkpoints = [
+            path for path in _checkpoints(out) if _step_of(path) <= n_meta_steps and resume
+        ]
+        start = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
+        began = time.perf_counter()  # the first meta-step's time includes compiling it
+        dynamic, static = eqx.partition(trainer, eqx.is_array)
+        step = jax.jit(
+            lambda dynamic, state: eqx.combine(dynamic, static).step(state),
             compiler_options=compiler_options,
         )
+        compiled = {}
+        if start < n_meta_steps:
+            # Compiled from shapes alone, before the agents exist, and the compiler's freed
+            # memory returned: the compiler's peak does not add to the agents' memory.
+            release_free_memory()
+            step.lower(dynamic, trainer.state_shapes(key)).compile()  # cached for the loop
+            compiled["compile_seconds"] = time.perf_counter() - began
+            release_free_memory()
+        state = trainer.init(key)
+        state, start = _resume(trainer, state, checkpoints)
+        release_free_memory()  # what creating the agents left
+        log_path = out / "metrics.jsonl"
+        lines = log_path.read_text().splitlines() if log_path.exists() else []
+        log_path.write_text(
+            "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
+        )
+        saved, rate = start, _Rate()
+        with progress_bar(progress) as bar, log_path.open("a") as log:
+            task = bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
+            while int(state.meta_step) < n_meta_steps and not signals:
+                state, metrics = step(dynamic, state)
+                record = {
+                    "meta_step": int(state.meta_step),
+                    **{k: float(v) for k, v in metrics.items()},
+                    "seconds": time.perf_counter() - began,
+                    **compiled,
+                }
+                compiled = {}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.update(task, completed=record["meta_step"], status=_status(record, rate))
+                if record["meta_step"] % checkpoint_every == 0:
+                    _save_checkpoint(out, state, keep_checkpoints)
+                    saved = record["meta_step"]
+                began = time.perf_counter()
+        if int(state.meta_step) > saved:  # the last meta-step, or the one a signal ended on
+            _save_checkpoint(out, state, keep_checkpoints)
+        if int(state.meta_step) == n_meta_steps:
+            figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
+            save(
+                out / "optimizer.l2o",
+                trainer.optimizer_at(state),
+                metadata={"config": config, "training": figures},
+            )
         if signals:
             raise RunInterrupted(int(state.meta_step), signals[0], out)
-    return state
-
-
-def _run_locked(
-    trainer,
-    n_meta_steps,
-    out,
-    signals,
-    *,
-    key,
-    checkpoint_every,
-    keep_checkpoints,
-    resume,
-    progress,
-    settings,
-    compiler_options,
-):
-    """`run` inside the out_dir's lock, stopping early (checkpointed) once `signals` holds
-    one."""
-    config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
-    config_path = out / "config.json"
-    if config_path.exists() and resume:
-        recorded = json.loads(config_path.read_text())
-        if recorded != config:
-            changes = "; ".join(_differences(recorded, config))
-            raise ValueError(
-                f"{out} holds a run with another configuration ({changes}); use a new out_dir"
-            )
-    else:
-        config_path.write_text(json.dumps(config, indent=1))
-    key = jax.random.key(key) if isinstance(key, int) else key
-    checkpoints = [path for path in _checkpoints(out) if _step_of(path) <= n_meta_steps and resume]
-    start = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
-    began = time.perf_counter()  # the first meta-step's time includes compiling it
-    dynamic, static = eqx.partition(trainer, eqx.is_array)
-    step = jax.jit(
-        lambda dynamic, state: eqx.combine(dynamic, static).step(state),
-        compiler_options=compiler_options,
-    )
-    compiled = {}
-    if start < n_meta_steps:
-        # Compiled from shapes alone, before the agents exist, and the compiler's freed
-        # memory returned: the compiler's peak does not add to the agents' memory.
-        release_free_memory()
-        step.lower(dynamic, trainer.state_shapes(key)).compile()  # cached for the loop
-        compiled["compile_seconds"] = time.perf_counter() - began
-        release_free_memory()
-    state = trainer.init(key)
-    state, start = _resume(trainer, state, checkpoints)
-    release_free_memory()  # what creating the agents left
-    log_path = out / "metrics.jsonl"
-    lines = log_path.read_text().splitlines() if log_path.exists() else []
-    log_path.write_text(
-        "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
-    )
-    saved, rate = start, _Rate()
-    with progress_bar(progress) as bar, log_path.open("a") as log:
-        task = bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
-        while int(state.meta_step) < n_meta_steps and not signals:
-            state, metrics = step(dynamic, state)
-            record = {
-                "meta_step": int(state.meta_step),
-                **{k: float(v) for k, v in metrics.items()},
-                "seconds": time.perf_counter() - began,
-                **compiled,
-            }
-            compiled = {}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            bar.update(task, completed=record["meta_step"], status=_status(record, rate))
-            last = record["meta_step"] == n_meta_steps
-            if record["meta_step"] % checkpoint_every == 0 or last or signals:
-                _save_checkpoint(out, state, keep_checkpoints)
-                saved = record["meta_step"]
-            began = time.perf_counter()
-    if int(state.meta_step) > saved:  # a signal came just after the last step was checked
-        _save_checkpoint(out, state, keep_checkpoints)
-    if int(state.meta_step) == n_meta_steps:
-        figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
-        save(
-            out / "optimizer.l2o",
-            trainer.optimizer_at(state),
-            metadata={"config": config, "training": figures},
-        )
     return state
 
 
