@@ -1,10 +1,14 @@
 import abc
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+import numpy as np
+from jax.tree_util import keystr
+from jaxtyping import Array, Float, PyTree
 
-from ._custom_types import CellOutput
+from ._custom_types import CellOutput, PRNGKey
+from ._preprocess._tensor import TENSOR_ROLES, tensor_roles
 
 
 class AbstractHead(eqx.Module):
@@ -97,3 +101,50 @@ class DirectionMagnitudeHead(AbstractHead):
 
     def __call__(self, out: Float[Array, " n_in"], grad: Float[Array, ""]) -> Float[Array, ""]:
         return out[0] * jnp.exp(self.exp_mult * out[1])
+
+
+class NoisyHead(AbstractHead):
+    """`head(o[:-1], g) + o[-1]·ξ`: a head plus a learned Gaussian perturbation, OPEN's
+    stochastic update. The last cell output is the coordinate's noise scale `s`; `ξ ~ N(0, 1)`
+    is drawn per coordinate from the update context's `key` (see [`l2orl.UpdateContext`][]),
+    and is 0 on parameter leaves outside `roles` and when the update has no key. With `s = 0`
+    the update is the head's own, exactly; with a key it is reproducible from the key.
+
+    **Arguments:** `head` (the deterministic rule), `roles` (the tensor roles perturbed, as
+    [`l2orl.TensorFeatures`][] reads them from the parameter paths: `"actor"`, `"critic"`,
+    `"shared"`; default `("actor",)`, as OPEN).
+    """
+
+    head: AbstractHead
+    roles: tuple[str, ...] = eqx.field(static=True, default=("actor",))
+
+    def __check_init__(self):
+        unknown = [role for role in self.roles if role not in TENSOR_ROLES]
+        if unknown or not self.roles:
+            raise ValueError(
+                f"NoisyHead perturbs one or more of the roles {TENSOR_ROLES}, got "
+                f"roles={self.roles!r}"
+            )
+
+    @property
+    def n_in(self) -> int:
+        return self.head.n_in + 1
+
+    def noise(self, grads: PyTree, key: PRNGKey | None) -> Float[Array, " n"]:
+        """`ξ` for every coordinate of `grads` (raveled in leaf order): standard normal on the
+        leaves of the perturbed roles, 0 elsewhere, all 0 without a `key`."""
+        flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+        roles = tensor_roles([keystr(path) for path, _ in flat])
+        mask = [
+            np.full(int(np.prod(jnp.shape(g))), role in self.roles)
+            for (_, g), role in zip(flat, roles, strict=True)
+        ]
+        mask = jnp.asarray(np.concatenate(mask) if mask else np.zeros(0, bool))
+        if key is None:
+            return jnp.zeros(mask.shape, jnp.float32)
+        return jnp.where(mask, jax.random.normal(key, mask.shape, jnp.float32), 0.0)
+
+    def __call__(
+        self, out: Float[Array, " n_in"], grad: Float[Array, ""], noise: Float[Array, ""] = 0.0
+    ) -> Float[Array, ""]:
+        return self.head(out[:-1], grad) + out[-1] * noise

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
+from ._context import with_context
 from ._custom_types import Params, PRNGKey
 from ._utils import tree_select
 
@@ -92,32 +93,41 @@ def scan_updates(
     keys: Key[Array, " n"],
     length: Int[Array, ""] | None = None,
     remat: bool = False,
+    progress: tuple[Int[Array, ""] | int, int] | None = None,
 ) -> tuple[PyTree, PyTree, UpdateMetrics, Bool[Array, " n"]]:
     """One `learner.step` per key, in a `lax.scan`: the inner loop of training and of
     meta-training alike.
 
     With a traced `length` (≤ the number of keys), the updates past it leave the state
     unchanged (the scan's length stays fixed, so a varying `length` never recompiles). With
-    `remat`, each update is rematerialised in the backward pass.
+    `remat`, each update is rematerialised in the backward pass. With `progress = (age,
+    lifetime)` (the agent's updates before the first key, and its lifetime in updates), update
+    `i` tells `tx` its [`l2orl.UpdateContext`][] `training_proportion`,
+    `min((age + i) / lifetime, 1)`.
 
     **Returns:** `(state, opt_state, metrics, active)`, the metrics stacked over the updates
     and `active` saying which ran.
     """
 
-    def update(carry, key):
+    def update(carry, inputs):
         state, opt_state = carry
-        state, opt_state, metrics = learner.step(env, state, tx, opt_state, key)
+        index, key = inputs
+        step_tx = tx
+        if progress is not None:
+            age, lifetime = progress
+            proportion = jnp.minimum((age + index) / lifetime, 1.0).astype(jnp.float32)
+            step_tx = with_context(tx, training_proportion=proportion)
+        state, opt_state, metrics = learner.step(env, state, step_tx, opt_state, key)
         return (state, opt_state), metrics
 
     if remat:
         update = eqx.filter_checkpoint(update)
 
     def body(carry, inputs):
-        index, key = inputs
-        new_carry, metrics = update(carry, key)
+        new_carry, metrics = update(carry, inputs)
         if length is None:
             return new_carry, (metrics, jnp.ones((), bool))
-        active = index < length
+        active = inputs[0] < length
         return tree_select(active, new_carry, carry), (metrics, active)
 
     n = keys.shape[0]

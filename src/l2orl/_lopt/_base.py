@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
+from .._context import UpdateContext, context_of
 from .._custom_types import Params, Updates
 
 
@@ -72,7 +73,9 @@ class AbstractLearnedOptimizer(eqx.Module):
     def update(
         self, updates: Updates, state: PyTree, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, PyTree]:
-        """**Arguments:** `updates` (the gradients), `state`, `params`; extra args are ignored.
+        """**Arguments:** `updates` (the gradients), `state`, `params`; the extra argument
+        `context` (an [`l2orl.UpdateContext`][], optional) reaches the parts that read the RL
+        loop's facts; other extra args are ignored.
 
         **Returns:** `(updates, state)`: the parameter updates Δθ (same structure, shapes and
         dtypes as the gradients) to add with `optax.apply_updates`, and the new state.
@@ -119,9 +122,10 @@ class AbstractCoordinatewiseOptimizer(AbstractLearnedOptimizer):
 
     @abc.abstractmethod
     def coordinate_inputs(
-        self, grads: Updates, state: PyTree, params: Params | None
+        self, grads: Updates, state: PyTree, params: Params | None, context: UpdateContext
     ) -> tuple[PyTree, PyTree]:
-        """**Arguments:** the prepared (float32) gradients and parameters, the state.
+        """**Arguments:** the prepared (float32) gradients and parameters, the state, the
+        update's context.
 
         **Returns:** `(inputs, state)`: every coordinate's inputs to `coordinate_step` (arrays
         with the coordinates raveled in leaf order on the LAST axis, `(..., n)`), and the state
@@ -142,17 +146,22 @@ class AbstractCoordinatewiseOptimizer(AbstractLearnedOptimizer):
         """`state` with its per-coordinate hidden state replaced by `hidden`."""
 
     def coordinate_update(
-        self, updates: Updates, state: PyTree, params: Params | None = None
+        self,
+        updates: Updates,
+        state: PyTree,
+        params: Params | None = None,
+        context: UpdateContext | None = None,
     ) -> tuple[Updates, PyTree, PyTree]:
         """`update`, also returning every coordinate's `coordinate_step` inputs:
         `(updates, state, inputs)`."""
         grads, params = prepare_inputs(updates, params, self.stop_gradient_inputs)
-        inputs, state = self.coordinate_inputs(grads, state, params)
+        context = UpdateContext() if context is None else context
+        inputs, state = self.coordinate_inputs(grads, state, params, context)
         flat, hidden = self.coordinate_step(inputs, self.hidden(state))
         return unravel(flat, updates), self.with_hidden(state, hidden), inputs
 
     def update(
         self, updates: Updates, state: PyTree, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, PyTree]:
-        new, state, _ = self.coordinate_update(updates, state, params)
+        new, state, _ = self.coordinate_update(updates, state, params, context_of(extra_args))
         return new, state

@@ -7,8 +7,9 @@ from jaxtyping import Array, Float, PyTree
 
 from .._cells import AbstractCell
 from .._cells._coordinates import apply_to_coordinates
+from .._context import UpdateContext
 from .._custom_types import Params, PreprocessorState, Updates
-from .._heads import AbstractHead
+from .._heads import AbstractHead, NoisyHead
 from .._preprocess import AbstractElementwisePreprocessor, AbstractPreprocessor
 from ._base import ravel, unravel
 
@@ -62,10 +63,22 @@ class Branch(eqx.Module):
         return BranchState(self.preprocessor.init(params), hidden)
 
     def features(
-        self, grads: Updates, state: BranchState, params: Params | None
+        self,
+        grads: Updates,
+        state: BranchState,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Float[Array, "n_features n"], PreprocessorState]:
         """The preprocessor's features of every coordinate of every leaf, raveled in leaf
-        order onto the LAST axis, and the preprocessor's new state."""
+        order onto the LAST axis, and the preprocessor's new state. With a
+        [`l2orl.NoisyHead`][], the head's noise `ξ` is one more row, the last."""
+        features, pre_state = self._features(grads, state, params, context)
+        if isinstance(self.head, NoisyHead):
+            key = None if context is None else context.key
+            features = jnp.concatenate([features, self.head.noise(grads, key)[None]])
+        return features, pre_state
+
+    def _features(self, grads, state, params, context):
         leaves, treedef = jax.tree.flatten(grads)
         _check_coordinates(leaves, state.hidden)
         if isinstance(self.preprocessor, AbstractElementwisePreprocessor):
@@ -73,7 +86,7 @@ class Branch(eqx.Module):
             flat_params = None if params is None else ravel(params)
             features = self.preprocessor.features(ravel(grads), flat_params)
             return features.astype(jnp.float32).T, state.preprocessor
-        features, pre_state = self.preprocessor(grads, state.preprocessor, params)
+        features, pre_state = self.preprocessor(grads, state.preprocessor, params, context)
         flat = jnp.concatenate(
             [
                 f.reshape(g.size, self.cell.n_features)
@@ -88,15 +101,23 @@ class Branch(eqx.Module):
     ) -> tuple[Float[Array, " n"], PyTree]:
         """The cell and head over `n` coordinates (raveled as `features` returns them):
         **returns** the head's value for each and the cells' new hidden state."""
-        out, hidden = apply_to_coordinates(self.cell, features, hidden)
+        noisy = isinstance(self.head, NoisyHead)
+        cell_features = features[:-1] if noisy else features
+        out, hidden = apply_to_coordinates(self.cell, cell_features, hidden)
+        if noisy:
+            return jax.vmap(self.head, in_axes=(-1, 0, 0))(out, grads, features[-1]), hidden
         return jax.vmap(self.head, in_axes=(-1, 0))(out, grads), hidden
 
     def __call__(
-        self, grads: Updates, state: BranchState, params: Params | None
+        self,
+        grads: Updates,
+        state: BranchState,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Updates, BranchState]:
         """`features` then `step`: **returns** the head's value for every coordinate (float32,
         leaves shaped like `grads`) and the new state."""
-        features, pre_state = self.features(grads, state, params)
+        features, pre_state = self.features(grads, state, params, context)
         directions, hidden = self.step(features, ravel(grads), state.hidden)
         return unravel(directions, grads), BranchState(pre_state, hidden)
 

@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PyTree
 
+from .._context import UpdateContext
 from .._custom_types import Params, Updates
 from .._utils import check_positive
 from ._base import AbstractCoordinatewiseOptimizer, check_params, ravel
@@ -57,10 +58,14 @@ class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
         return (self.m_branch.preprocessor, self.v_branch.preprocessor)
 
     def coordinate_inputs(
-        self, grads: Updates, state: MomentRatioState, params: Params | None
+        self,
+        grads: Updates,
+        state: MomentRatioState,
+        params: Params | None,
+        context: UpdateContext,
     ) -> tuple[MomentRatioInputs, MomentRatioState]:
-        m_features, m_pre = self.m_branch.features(grads, state.m, params)
-        v_features, v_pre = self.v_branch.features(grads, state.v, params)
+        m_features, m_pre = self.m_branch.features(grads, state.m, params, context)
+        v_features, v_pre = self.v_branch.features(grads, state.v, params, context)
         state = MomentRatioState(
             BranchState(m_pre, state.m.hidden),
             BranchState(v_pre, state.v.hidden),

@@ -2,6 +2,7 @@ import equinox as eqx
 from jaxtyping import Array, Float, PyTree
 
 from .._cells import AbstractCell
+from .._context import UpdateContext
 from .._custom_types import Params, Updates
 from .._heads import AbstractHead
 from .._preprocess import AbstractPreprocessor
@@ -50,9 +51,9 @@ class PerCoordinateOptimizer(AbstractCoordinatewiseOptimizer):
         return (self.branch.preprocessor,)
 
     def coordinate_inputs(
-        self, grads: Updates, state: BranchState, params: Params | None
+        self, grads: Updates, state: BranchState, params: Params | None, context: UpdateContext
     ) -> tuple[tuple[Float[Array, " n"], Float[Array, "n_features n"]], BranchState]:
-        features, pre_state = self.branch.features(grads, state, params)
+        features, pre_state = self.branch.features(grads, state, params, context)
         return (ravel(grads), features), BranchState(pre_state, state.hidden)
 
     def coordinate_step(

@@ -1,28 +1,43 @@
-"""The learned optimizers of Lan et al. (2024), built from parts with the reference's sizes.
+"""The learned optimizers of Lan et al. (2024), built from parts with the reference's sizes,
+and an OPEN-like one (Goldie et al., 2024).
 
 Presets are snake_case factories: each returns an instance of a general final class
-(`MomentRatioOptimizer`, `PerCoordinateOptimizer`, `NominalStepOptimizer`) configured as
-published, so a preset and a hand-built optimizer of the same parts are the same object."""
+(`MomentRatioOptimizer`, `PerCoordinateOptimizer`, `NominalStepOptimizer`,
+`HypernetworkOptimizer`) configured as published, so a preset and a hand-built optimizer of
+the same parts are the same object."""
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 
-from .._cells import GRUCell, MLPCell
+from .._cells import GRUCell, LSTMCell, MLPCell
 from .._custom_types import PRNGKey
-from .._heads import DirectionMagnitudeHead, ExpHead, ExpScaleHead, GainBiasHead, SignExpHead
+from .._heads import (
+    DirectionMagnitudeHead,
+    ExpHead,
+    ExpScaleHead,
+    GainBiasHead,
+    NoisyHead,
+    SignExpHead,
+)
 from .._preprocess import (
     AdafacFeatures,
     Concatenate,
+    ContextFeatures,
     Identity,
+    Momentum,
     ParamValue,
     RMSNormalize,
     SignLog,
     Square,
+    TensorFeatures,
     TimeFeatures,
 )
 from ._base import AbstractLearnedOptimizer
 from ._branch import Branch
+from ._hypernetwork import HypernetworkOptimizer
 from ._moment_ratio import MomentRatioOptimizer
 from ._per_coordinate import PerCoordinateOptimizer
 from ._star import NominalStepOptimizer
@@ -151,10 +166,96 @@ def star(
     )
 
 
+def open_like(
+    step_size: float = 1e-3,
+    hidden_size: int = 16,
+    decays: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99, 0.999),
+    *,
+    noise_roles: tuple[str, ...] = ("actor",),
+    stop_gradient_inputs: bool = True,
+    key: PRNGKey | None = None,
+) -> PerCoordinateOptimizer:
+    """An OPEN-like optimizer (Goldie et al., 2024): a GRU over RL-aware inputs with a learned
+    stochastic update.
+
+    Per coordinate, the features are `[g, θ]` and momenta of `g` at `decays`, normalised per
+    tensor by [`l2orl.RMSNormalize`][]; then the loop's facts from the update's context
+    ([`l2orl.ContextFeatures`][]: training proportion, batch proportion, dormancy) and what
+    the tensor is ([`l2orl.TensorFeatures`][]: layer proportion, actor/critic/shared, bias):
+    15 inputs with the default decays. A GRU gives `(d, s, σ)` and
+
+    `Δθ = -α·(d·exp(0.001·s) + σ·ξ)`, `ξ ~ N(0, 1)` on the tensors of `noise_roles` (the
+    actor's; see [`l2orl.NoisyHead`][]).
+
+    Without a context (plain optax code) the facts read 0 and no noise is drawn.
+    1,603 meta-parameters at `hidden_size=16`.
+
+    **Arguments:** `step_size` α (default 1e-3), `hidden_size` (default 16), `decays`
+    (default `(0.1, 0.5, 0.9, 0.99, 0.999)`), `noise_roles` (default `("actor",)`),
+    `stop_gradient_inputs` (default True), `key` (default `jax.random.key(0)`).
+    """
+    preprocessor = Concatenate(
+        RMSNormalize(Concatenate(Identity(), ParamValue(), Momentum(decays))),
+        ContextFeatures(),
+        TensorFeatures(),
+    )
+    head = NoisyHead(DirectionMagnitudeHead(exp_mult=0.001), noise_roles)
+    return PerCoordinateOptimizer(
+        preprocessor,
+        GRUCell(preprocessor.n_features, hidden_size, n_out=head.n_in, key=_key(key)),
+        head,
+        step_size,
+        stop_gradient_inputs=stop_gradient_inputs,
+    )
+
+
+def velo_like(
+    step_size: float = 1e-3,
+    hidden_size: int = 16,
+    bank_size: int = 8,
+    mlp_width: int = 8,
+    decays: tuple[float, ...] = (0.5, 0.9, 0.99),
+    *,
+    stop_gradient_inputs: bool = True,
+    key: PRNGKey | None = None,
+) -> HypernetworkOptimizer:
+    """A VeLO-shaped hypernetwork optimizer (structure only, no VeLO weights): a per-tensor
+    LSTM over the tensor's statistics mixes a bank of `bank_size` per-coordinate MLPs.
+
+    The per-coordinate features are `[g, θ]` and momenta of `g` at `decays`; the LSTM reads
+    their per-tensor log-RMS and the training proportion. The LSTM's readout starts at zero,
+    so the untrained optimizer is per-tensor normalised gradient descent. 2,233
+    meta-parameters with the defaults. See [`l2orl.HypernetworkOptimizer`][].
+
+    **Arguments:** `step_size` α (default 1e-3), `hidden_size` (the LSTM's, default 16),
+    `bank_size` (default 8), `mlp_width` (default 8), `decays` (default `(0.5, 0.9, 0.99)`),
+    `stop_gradient_inputs` (default True), `key` (default `jax.random.key(0)`).
+    """
+    preprocessor = Concatenate(Identity(), ParamValue(), Momentum(decays))
+    k_cell, k_bank = jax.random.split(_key(key))
+    cell = LSTMCell(preprocessor.n_features + 1, hidden_size, bank_size + 1, key=k_cell)
+    cell = eqx.tree_at(
+        lambda c: (c.readout.weight, c.readout.bias),
+        cell,
+        (jnp.zeros_like(cell.readout.weight), jnp.zeros_like(cell.readout.bias)),
+    )
+    return HypernetworkOptimizer(
+        preprocessor,
+        cell,
+        bank_size,
+        mlp_width,
+        step_size,
+        stop_gradient_inputs=stop_gradient_inputs,
+        key=k_bank,
+    )
+
+
 PRESETS: dict[str, Callable[..., AbstractLearnedOptimizer]] = {
     "Optim4RL": optim4rl,
     "L2LGD2": l2lgd2,
     "LinearOptim": linear_optim,
     "STAR": star,
+    "OPEN-like": open_like,
+    "VeLO-like": velo_like,
 }
 """The presets by their published names (as configs and the command line spell them)."""

@@ -4,6 +4,7 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from .._context import context_of
 from .._custom_types import Params, Updates
 from .._preprocess import AdafacFeatures, find_part
 from .._utils import check_positive
@@ -56,7 +57,7 @@ class NominalStepOptimizer(AbstractLearnedOptimizer):
                 "update(grads, state, params)"
             )
         grads, params = prepare_inputs(updates, params, self.stop_gradient_inputs)
-        directions, state = self.branch(grads, state, params)
+        directions, state = self.branch(grads, state, params, context_of(extra_args))
         accumulators, accumulated = find_part(
             self.branch.preprocessor, AdafacFeatures, state.preprocessor
         )

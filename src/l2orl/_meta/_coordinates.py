@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, Key, PyTree
 
+from .._context import context_of
 from .._custom_types import PRNGKey
 from .._lopt import AbstractCoordinatewiseOptimizer, AbstractLearnedOptimizer
 from .._lopt._base import ravel
@@ -110,7 +111,9 @@ def _recording(
 
     def update(updates, state, params=None, **extra_args):
         inner, recorded = state
-        new, inner, inputs = optimizer.coordinate_update(updates, inner, params)
+        new, inner, inputs = optimizer.coordinate_update(
+            updates, inner, params, context_of(extra_args)
+        )
         recorded = jax.tree.map(
             lambda r, x: jnp.concatenate([r[1:], take(x)[None]]), recorded, inputs
         )
@@ -130,10 +133,12 @@ def sampled_meta_gradient(
     length: Int[Array, ""] | int,
     max_length: int,
     fraction: float,
+    progress: tuple[Int[Array, " n"], int] | None = None,
 ) -> tuple[tuple[Float[Array, ""], tuple[PyTree, PyTree, PyTree]], PyTree]:
     """The meta-gradient of the agents' mean meta-loss, by coordinates (see the module), for
     agents `learner`, `opt_state` (leading axis `n`) unrolled with keys `keys`; each agent
-    draws its own `stratified_sample` of `fraction` of the coordinates.
+    draws its own `stratified_sample` of `fraction` of the coordinates. `progress = (ages,
+    lifetime)` gives the agents' updates their training proportion.
 
     **Returns:** `((mean_loss, (learner, opt_state, summaries)), meta_gradient)`, as
     `eqx.filter_value_and_grad(..., has_aux=True)` of the unrolls would.
@@ -147,7 +152,9 @@ def sampled_meta_gradient(
         jax.tree.map(lambda x: x[0], task.optimizer_state(opt_state)),
     )
 
-    def forward(learner_state, agent_opt_state, key):
+    ages, lifetime = (None, None) if progress is None else progress
+
+    def forward(learner_state, agent_opt_state, key, age):
         sample = stratified_sample(jax.random.fold_in(key, 1), sizes, fraction)
         if fraction == 1:  # every coordinate, in order: no gathers
 
@@ -168,7 +175,14 @@ def sampled_meta_gradient(
         tx = task.transform(optimizer, _recording(optimizer, take, record))
         start = task.with_optimizer_state(agent_opt_state, (inner, record))
         state, opt, metrics, active, k_loss = inner_updates(
-            task, tx, learner_state, start, length, max_length, key
+            task,
+            tx,
+            learner_state,
+            start,
+            length,
+            max_length,
+            key,
+            progress=None if progress is None else (age, lifetime),
         )
         inner, record = task.optimizer_state(opt)
 
@@ -182,7 +196,9 @@ def sampled_meta_gradient(
         opt = task.with_optimizer_state(opt, inner)
         return loss, state, opt, summarize(metrics, active), replay
 
-    losses, learner, opt_state, summaries, replay = jax.vmap(forward)(learner, opt_state, keys)
+    losses, learner, opt_state, summaries, replay = jax.vmap(forward)(
+        learner, opt_state, keys, ages
+    )
     record, hidden, cotangent, active = replay
 
     def surrogate(meta_params):

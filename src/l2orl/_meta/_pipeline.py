@@ -51,3 +51,8 @@ class Pipeline(eqx.Module):
     ) -> Bool[Array, " n_agents"]:
         """Which agents reset at the start of `meta_step`."""
         return (meta_step % self.reset_interval) == offsets
+
+    def lifetime(self, updates_per_meta_step: int) -> int:
+        """An agent's lifetime in inner updates when every meta-step runs
+        `updates_per_meta_step` of them (a schedule's longest `K`)."""
+        return self.reset_interval * updates_per_meta_step

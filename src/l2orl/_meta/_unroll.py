@@ -19,18 +19,21 @@ def inner_updates(
     max_length: int,
     key: PRNGKey,
     remat: bool = False,
+    progress: tuple[Int[Array, ""] | int, int] | None = None,
 ) -> tuple[PyTree, PyTree, UpdateMetrics, Bool[Array, " K"], PRNGKey]:
     """One agent's `length` (≤ `max_length`) inner updates through `tx`: the part of an
     [`unroll`][l2orl._meta._unroll.unroll] before its meta-loss.
 
     **Returns:** `(learner_state, opt_state, metrics, active, loss_key)`, the metrics stacked
     over the `max_length` updates, `active` saying which ran, and the key the meta-loss takes.
+    `progress = (age, lifetime)` gives the updates their training proportion (see
+    `scan_updates`).
     """
     k_unroll, k_loss = jax.random.split(key)
     keys = jax.random.split(k_unroll, max_length)
     traced = None if isinstance(length, int) else length
     state, opt, metrics, active = scan_updates(
-        task.learner, task.env, tx, learner_state, opt_state, keys, traced, remat
+        task.learner, task.env, tx, learner_state, opt_state, keys, traced, remat, progress
     )
     return state, opt, metrics, active, k_loss
 
@@ -55,19 +58,21 @@ def unroll(
     max_length: int,
     key: PRNGKey,
     remat: bool = False,
+    progress: tuple[Int[Array, ""] | int, int] | None = None,
 ) -> tuple[Float[Array, ""], PyTree, PyTree, UpdateMetrics]:
     """One agent: `length` (≤ `max_length`) inner updates with `optimizer`, then the meta-loss.
 
     The scan always runs `max_length` steps; steps past a traced `length` leave the state
     unchanged (a Python int `length` is known to cover every step: nothing is masked).
     With `remat`, each inner update is rematerialised in the backward pass (peak memory grows
-    with the number of updates by their carries only, not their activations).
+    with the number of updates by their carries only, not their activations). `progress =
+    (age, lifetime)`: the agent's age and lifetime in updates, for the training proportion.
 
     **Returns:** `(loss, learner_state, opt_state, summary)` (see `summarize`).
     """
     tx = task.transform(optimizer)
     state, opt, metrics, active, k_loss = inner_updates(
-        task, tx, learner_state, opt_state, length, max_length, key, remat
+        task, tx, learner_state, opt_state, length, max_length, key, remat, progress
     )
     loss, state = meta_loss(task.learner, task.env, state, metrics, active, k_loss)
     return loss, state, opt, summarize(metrics, active)

@@ -4,6 +4,7 @@ from ._base import (
     AbstractPreprocessor as AbstractPreprocessor,
 )
 from ._concatenate import Concatenate as Concatenate
+from ._context_features import ContextFeatures as ContextFeatures
 from ._elementwise import (
     Clip as Clip,
     Identity as Identity,
@@ -14,4 +15,5 @@ from ._elementwise import (
 from ._find import find_part as find_part
 from ._momentum import Momentum as Momentum
 from ._normalize import RMSNormalize as RMSNormalize
+from ._tensor import TensorFeatures as TensorFeatures
 from ._time import TimeFeatures as TimeFeatures

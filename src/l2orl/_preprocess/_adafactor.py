@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from .._context import UpdateContext
 from .._custom_types import Features, Params, Updates
 from ._base import AbstractPreprocessor
 
@@ -108,7 +109,11 @@ class AdafacFeatures(AbstractPreprocessor):
         return jax.tree.map(leaf_state, params)
 
     def __call__(
-        self, grads: Updates, state: PyTree, params: Params | None
+        self,
+        grads: Updates,
+        state: PyTree,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, PyTree]:
         beta_m = _learned_decay(self.momentum_decays, self.momentum_offset)
         beta_r = _learned_decay((self.rms_decay,), self.rms_offset)

@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float
 
+from .._context import UpdateContext
 from .._custom_types import Features, Params, PreprocessorState, Updates
 
 
@@ -27,10 +28,15 @@ class AbstractPreprocessor(eqx.Module):
 
     @abc.abstractmethod
     def __call__(
-        self, grads: Updates, state: PreprocessorState, params: Params | None
+        self,
+        grads: Updates,
+        state: PreprocessorState,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, PreprocessorState]:
         """**Arguments:** `grads` and `params` (or `None`), pytrees with leaves of shape
-        `shape`; `state`.
+        `shape`; `state`; the update's [`l2orl.UpdateContext`][] (`None` outside an RL loop;
+        only preprocessors of the loop's facts read it, composites pass it on).
 
         **Returns:** `(features, state)`, `features` leaves of shape `(*shape, n_features)`.
         """
@@ -49,7 +55,11 @@ class AbstractElementwisePreprocessor(AbstractPreprocessor):
         return None
 
     def __call__(
-        self, grads: Updates, state: None, params: Params | None
+        self,
+        grads: Updates,
+        state: None,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, None]:
         if params is None:
             return jax.tree.map(lambda g: self.features(g, None), grads), None

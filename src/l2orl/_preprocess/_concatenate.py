@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 
+from .._context import UpdateContext
 from .._custom_types import Features, Params, Updates
 from ._base import AbstractPreprocessor
 
@@ -27,9 +28,15 @@ class Concatenate(AbstractPreprocessor):
         return tuple(part.init(params) for part in self.parts)
 
     def __call__(
-        self, grads: Updates, state: tuple, params: Params | None
+        self,
+        grads: Updates,
+        state: tuple,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, tuple]:
-        outputs = [part(grads, s, params) for part, s in zip(self.parts, state, strict=True)]
+        outputs = [
+            part(grads, s, params, context) for part, s in zip(self.parts, state, strict=True)
+        ]
         features = jax.tree.map(
             lambda *xs: jnp.concatenate([x.astype(jnp.float32) for x in xs], axis=-1),
             *(f for f, _ in outputs),

@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._context import UpdateContext
 from .._custom_types import Features, Params, Updates
 from ._base import AbstractPreprocessor
 
@@ -32,7 +33,11 @@ class Momentum(AbstractPreprocessor):
         )
 
     def __call__(
-        self, grads: Updates, state: Features, params: Params | None
+        self,
+        grads: Updates,
+        state: Features,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, Features]:
         decays = jnp.asarray(self.decays, jnp.float32)
 

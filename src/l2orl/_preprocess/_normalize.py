@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._context import UpdateContext
 from .._custom_types import Features, Params, PreprocessorState, Updates
 from .._utils import check_positive
 from ._base import AbstractPreprocessor
@@ -32,9 +33,13 @@ class RMSNormalize(AbstractPreprocessor):
         return self.inner.init(params)
 
     def __call__(
-        self, grads: Updates, state: PreprocessorState, params: Params | None
+        self,
+        grads: Updates,
+        state: PreprocessorState,
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, PreprocessorState]:
-        features, state = self.inner(grads, state, params)
+        features, state = self.inner(grads, state, params, context)
 
         def normalise(x: Float[Array, "*shape n"]) -> Float[Array, "*shape n"]:
             axes = tuple(range(x.ndim - 1))

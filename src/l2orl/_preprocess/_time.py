@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int
 
+from .._context import UpdateContext
 from .._custom_types import Features, Params, Updates
 from .._utils import check_positive
 from ._base import AbstractPreprocessor
@@ -38,7 +39,11 @@ class TimeFeatures(AbstractPreprocessor):
         return jnp.zeros((), jnp.int32)
 
     def __call__(
-        self, grads: Updates, state: Int[Array, ""], params: Params | None
+        self,
+        grads: Updates,
+        state: Int[Array, ""],
+        params: Params | None,
+        context: UpdateContext | None = None,
     ) -> tuple[Features, Int[Array, ""]]:
         t = state.astype(jnp.float32)
         values = jnp.tanh(t / jnp.asarray(self.timescales, jnp.float32) - self.offset)

@@ -85,5 +85,7 @@ class A2C(AbstractActorCritic):
         (loss, loss_metrics), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(
             state.network, state, trajectory, k_loss
         )
-        state, opt_state = self.apply_update(state, grads, tx, opt_state)
+        obs = trajectory.obs.reshape(-1, *trajectory.obs.shape[2:])
+        context = self.update_context(state, obs, k_loss)
+        state, opt_state = self.apply_update(state, grads, tx, opt_state, context)
         return state, opt_state, episodes.with_loss(loss, loss_metrics)

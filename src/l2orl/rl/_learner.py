@@ -8,6 +8,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
+from .._context import UpdateContext, update_with_context
 from .._custom_types import Metrics, Params, PRNGKey
 from .._learner import AbstractLearner, UpdateMetrics
 from ._networks import ActorCritic, ConvTorso, MLPTorso
@@ -274,15 +275,36 @@ class AbstractActorCritic(AbstractLearner):
             return state
         return eqx.tree_at(lambda s: s.normalizer, state, state.normalizer.update(trajectory.obs))
 
+    def update_context(
+        self,
+        state: LearnerState,
+        obs: Float[Array, "batch *obs"],
+        key: PRNGKey,
+        batch_proportion: float | Float[Array, ""] = 0.0,
+    ) -> UpdateContext:
+        """The [`l2orl.UpdateContext`][] of an update on observations `obs`: its
+        `batch_proportion`, the network's dormancy on `obs` and a key for stochastic updates
+        (`key` is the update's own, folded, so drawing from it changes no other randomness).
+        What the transform does not read costs nothing: XLA drops it."""
+        return UpdateContext(
+            batch_proportion=as_float(batch_proportion),
+            dormancy=state.network.dormancy(self.observe(state, obs)),
+            key=jax.random.fold_in(key, 1),
+        )
+
     def apply_update(
         self,
         state: LearnerState,
         grads: PyTree,
         tx: optax.GradientTransformation,
         opt_state: PyTree,
+        context: UpdateContext | None = None,
     ) -> tuple[LearnerState, PyTree]:
-        """Run the gradients through `tx` and apply the updates to the network."""
-        updates, opt_state = tx.update(grads, opt_state, state.params)
+        """Run the gradients through `tx` (with `context` as its extra argument, for the
+        transforms that take one) and apply the updates to the network."""
+        updates, opt_state = update_with_context(
+            tx, grads, opt_state, state.params, UpdateContext() if context is None else context
+        )
         return eqx.tree_at(
             lambda s: s.network, state, eqx.apply_updates(state.network, updates)
         ), opt_state

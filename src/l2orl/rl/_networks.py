@@ -5,13 +5,27 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PyTree
 
 from .._activations import ACTIVATIONS, check_activation
 from .._custom_types import PRNGKey
 from .._nn import Linear, lecun_normal
 from .._utils import check_positive_int
 from ._policies import AbstractPolicyHead
+
+DORMANCY_THRESHOLD = 0.1
+
+
+def dormant_fraction(
+    activations: Float[Array, "batch *units"], threshold: float = DORMANCY_THRESHOLD
+) -> Float[Array, ""]:
+    """The fraction of a layer's units that are τ-dormant on a batch (Sokar et al., 2023): a
+    unit's score is its mean |activation| over the batch (and any spatial axes before the
+    last) over the layer's mean score, and it is dormant when the score is ≤ `threshold`."""
+    magnitude = jnp.abs(activations.reshape(-1, activations.shape[-1]))
+    score = jnp.mean(magnitude, axis=0)
+    score = score / jnp.maximum(jnp.mean(score), 1e-12)
+    return jnp.mean((score <= threshold).astype(jnp.float32))
 
 
 class AbstractTorso(eqx.Module):
@@ -22,6 +36,11 @@ class AbstractTorso(eqx.Module):
     @abc.abstractmethod
     def __call__(self, obs: Float[Array, "..."]) -> Float[Array, " out_size"]:
         """Features of one observation."""
+
+    @abc.abstractmethod
+    def dormancy(self, obs: Float[Array, "batch ..."], threshold: float) -> PyTree:
+        """Each parameter leaf's layer's `dormant_fraction` on a batch of observations: a
+        pytree like `eqx.filter(self, eqx.is_inexact_array)` with float32 scalar leaves."""
 
 
 class MLPTorso(AbstractTorso):
@@ -50,11 +69,28 @@ class MLPTorso(AbstractTorso):
         )
         self.activation, self.out_size = activation, hidden_sizes[-1]
 
-    def __call__(self, obs: Float[Array, "..."]) -> Float[Array, " out_size"]:
-        x = obs.reshape(-1).astype(jnp.float32)
+    def activations(self, obs: Float[Array, "..."]) -> tuple[Float[Array, " width"], ...]:
+        """Every hidden layer's output, input to output."""
+        x, outs = obs.reshape(-1).astype(jnp.float32), []
         for layer in self.layers:
             x = ACTIVATIONS[self.activation](layer(x))
-        return x
+            outs.append(x)
+        return tuple(outs)
+
+    def __call__(self, obs: Float[Array, "..."]) -> Float[Array, " out_size"]:
+        return self.activations(obs)[-1]
+
+    def dormancy(self, obs: Float[Array, "batch ..."], threshold: float) -> PyTree:
+        fractions = [dormant_fraction(a, threshold) for a in jax.vmap(self.activations)(obs)]
+        tree = eqx.filter(self, eqx.is_inexact_array)
+        return eqx.tree_at(
+            lambda t: t.layers,
+            tree,
+            tuple(
+                jax.tree.map(lambda _, f=f: f, layer)
+                for layer, f in zip(tree.layers, fractions, strict=True)
+            ),
+        )
 
 
 class ConvTorso(AbstractTorso):
@@ -94,6 +130,12 @@ class ConvTorso(AbstractTorso):
         self.activation, self.out_size = activation, hidden_size
 
     def __call__(self, obs: Float[Array, "c h w"]) -> Float[Array, " out_size"]:
+        return self.activations(obs)[1]
+
+    def activations(
+        self, obs: Float[Array, "c h w"]
+    ) -> tuple[Float[Array, "h w channels"], Float[Array, " out_size"]]:
+        """The conv layer's output maps (channels last) and the dense layer's output."""
         act = ACTIVATIONS[self.activation]
         # The 2×2 SAME conv as one matmul over patches (im2col, channels last): on CPU this is
         # ~2.4× faster forward+backward than XLA's convolution for these tiny maps.
@@ -106,7 +148,17 @@ class ConvTorso(AbstractTorso):
             [self.kernel[:, :, dy, dx].T for dy in (0, 1) for dx in (0, 1)], axis=0
         )
         x = act(patches @ kernel + self.bias)
-        return act(self.dense(x.reshape(-1)))
+        return x, act(self.dense(x.reshape(-1)))
+
+    def dormancy(self, obs: Float[Array, "batch c h w"], threshold: float) -> PyTree:
+        maps, dense = jax.vmap(self.activations)(obs)
+        conv, hidden = dormant_fraction(maps, threshold), dormant_fraction(dense, threshold)
+        tree = eqx.filter(self, eqx.is_inexact_array)
+        return eqx.tree_at(
+            lambda t: (t.kernel, t.bias, t.dense),
+            tree,
+            (conv, conv, jax.tree.map(lambda _: hidden, tree.dense)),
+        )
 
 
 class ActorCritic(eqx.Module):
@@ -145,6 +197,25 @@ class ActorCritic(eqx.Module):
         features = self.policy_torso(obs)
         value_features = features if self.value_torso is None else self.value_torso(obs)
         return self.policy_out(features), self.value_out(value_features)[0]
+
+    def dormancy(
+        self, obs: Float[Array, "batch ..."], threshold: float = DORMANCY_THRESHOLD
+    ) -> PyTree:
+        """Each parameter leaf's layer's dormant fraction on a batch of (network-input)
+        observations, a pytree like `eqx.filter(self, eqx.is_inexact_array)` with float32
+        scalar leaves: the torsos' hidden layers' `dormant_fraction`, 0 for the output layers
+        and the policy's own parameters."""
+        tree = jax.tree.map(
+            lambda _: jnp.zeros((), jnp.float32), eqx.filter(self, eqx.is_inexact_array)
+        )
+        tree = eqx.tree_at(
+            lambda t: t.policy_torso, tree, self.policy_torso.dormancy(obs, threshold)
+        )
+        if self.value_torso is not None:
+            tree = eqx.tree_at(
+                lambda t: t.value_torso, tree, self.value_torso.dormancy(obs, threshold)
+            )
+        return tree
 
     def value(self, obs: Float[Array, "..."]) -> Float[Array, ""]:
         """The value alone (skips the policy output; the whole torso if it is not shared)."""

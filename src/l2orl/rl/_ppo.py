@@ -130,25 +130,34 @@ class PPO(AbstractActorCritic):
         size = batch.log_probs.shape[0] // self.n_minibatches
         grad_fn = eqx.filter_value_and_grad(self.loss, has_aux=True)
 
+        n_updates = self.n_epochs * self.n_minibatches
+
         def minibatch(carry, inputs):
             state, opt_state = carry
-            indices, key = inputs
+            indices, key, position = inputs
             mb = jax.tree.map(lambda x: x[indices], batch)
             (loss, loss_metrics), grads = grad_fn(state.network, state, mb, key)
-            state, opt_state = self.apply_update(state, grads, tx, opt_state)
+            context = self.update_context(state, mb.obs, key, position / n_updates)
+            state, opt_state = self.apply_update(state, grads, tx, opt_state, context)
             return (state, opt_state), {**loss_metrics, "loss": loss}
 
-        def epoch(carry, key):
+        def epoch(carry, inputs):
+            index, key = inputs
             k_perm, k_mb = jax.random.split(key)
             order = jax.random.permutation(k_perm, batch.log_probs.shape[0]).reshape(
                 self.n_minibatches, size
             )
+            positions = index * self.n_minibatches + jnp.arange(self.n_minibatches)
             return jax.lax.scan(
-                minibatch, carry, (order, jax.random.split(k_mb, self.n_minibatches))
+                minibatch,
+                carry,
+                (order, jax.random.split(k_mb, self.n_minibatches), positions),
             )
 
         (state, opt_state), loss_metrics = jax.lax.scan(
-            epoch, (state, opt_state), jax.random.split(k_epochs, self.n_epochs)
+            epoch,
+            (state, opt_state),
+            (jnp.arange(self.n_epochs), jax.random.split(k_epochs, self.n_epochs)),
         )
         loss_metrics = jax.tree.map(jnp.mean, loss_metrics)
         return state, opt_state, episodes.with_loss(loss_metrics.pop("loss"), loss_metrics)

@@ -53,7 +53,9 @@ def _train(learner, env, tx, keys, n_updates):
         state = learner.init(env, k_init)
         opt_state = tx.init(learner.params(state))
         keys = jax.random.split(k_run, n_updates)
-        state, _, metrics, _ = scan_updates(learner, env, tx, state, opt_state, keys)
+        state, _, metrics, _ = scan_updates(
+            learner, env, tx, state, opt_state, keys, progress=(0, n_updates)
+        )
         return state, metrics
 
     final_state, metrics = jax.vmap(one_seed)(keys)
