@@ -89,10 +89,12 @@ def test(
     args,
     n_envs=None,
     clip=None,
+    learner=None,
 ) -> dict:
     """Every meta-trained optimizer of every variant, and the optax `baselines` at `lr`, from
     scratch on `env_name` with the same test seeds (all behind `optax.clip(clip)` if given),
-    by `rl.compare`. **Returns** the summary per variant."""
+    by `rl.compare`, with `learner` (default: the env's default learner with `n_envs`).
+    **Returns** the summary per variant."""
     optimizers = {
         f"{name} #{i}": opt for name, opts in variants.items() for i, opt in enumerate(opts)
     }
@@ -103,7 +105,7 @@ def test(
         lr=lr,
         baselines=baselines,
         clip=None if clip is None else optax.clip(clip),
-        learner=rl.default_learner(env_name, n_envs),
+        learner=learner or rl.default_learner(env_name, n_envs),
         seeds=args.seeds,
     )
     groups = {name: [f"{name} #{i}" for i in range(len(opts))] for name, opts in variants.items()}

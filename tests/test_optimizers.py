@@ -22,6 +22,9 @@ def test_preset_meta_parameter_counts():
     assert l2orl.l2lgd2().n_meta_parameters == 281
     assert l2orl.linear_optim().n_meta_parameters == 275
     assert l2orl.star().n_meta_parameters == 207  # MLP 39→4→4→4 (200) + 7 decay offsets
+    assert l2orl.open_like().n_meta_parameters == 1603  # GRU 15→16 (1,552) + readout 17·3
+    # LSTM 6→16 (1,472) + readout 17·9 (153) + bank 8·(5·8 + 8 + 8·2 + 2 + 5·2) (608)
+    assert l2orl.velo_like().n_meta_parameters == 2233
 
 
 @optimizers
@@ -42,7 +45,9 @@ def test_hidden_state_covers_every_coordinate(opt):
     params = params_tree()
     n = sum(p.size for p in jax.tree.leaves(params))  # 0-d leaves included
     state = opt.init(params)
-    branches = [state] if isinstance(state, l2orl.BranchState) else [state.m, state.v]
+    if isinstance(state, l2orl.HypernetworkState):  # one hidden state per tensor instead
+        n = len(jax.tree.leaves(params))
+    branches = [state.m, state.v] if isinstance(state, l2orl.MomentRatioState) else [state]
     for branch_state in branches:
         for leaf in jax.tree.leaves(branch_state.hidden):
             assert leaf.shape[-1] == n

@@ -37,8 +37,9 @@ class HypernetworkOptimizer(AbstractLearnedOptimizer):
        features `x / rms(x)` it gives `(d, m)` = `W2·relu(W1·x̂ + b1) + b2 + S·x̂`;
     4. `Δθ = -α·exp(λ)·d·exp(exp_mult·m)`.
 
-    The skip weights `S` start as `d = ĝ` (the first feature): with a zeroed cell readout the
-    untrained optimizer is per-tensor normalised gradient descent, `Δθ = -α·g / rms(g)`.
+    `W2` starts at zero and the skip weights `S` at `d = ĝ` (the first feature): with a zeroed
+    cell readout the untrained optimizer is per-tensor normalised gradient descent,
+    `Δθ = -α·g / rms(g)`.
 
     The per-tensor state couples a leaf's coordinates, so the coordinate route of
     [`l2orl.TruncatedBPTT`][] (`coordinate_fraction`) refuses it; autodiff TBPTT and every ES
@@ -83,11 +84,10 @@ class HypernetworkOptimizer(AbstractLearnedOptimizer):
                 f"n_out={bank_size + 1} (bank logits and a log step scale); got "
                 f"n_features={tensor_cell.n_features}, n_out={tensor_cell.n_out}"
             )
-        k1, k2 = jax.random.split(key)
         self.preprocessor, self.tensor_cell = preprocessor, tensor_cell
-        self.w1 = lecun_normal(k1, (bank_size, n_f, mlp_width), n_f)
+        self.w1 = lecun_normal(key, (bank_size, n_f, mlp_width), n_f)
         self.b1 = jnp.zeros((bank_size, mlp_width), jnp.float32)
-        self.w2 = 0.01 * lecun_normal(k2, (bank_size, mlp_width, 2), mlp_width)
+        self.w2 = jnp.zeros((bank_size, mlp_width, 2), jnp.float32)
         self.b2 = jnp.zeros((bank_size, 2), jnp.float32)
         self.skip = jnp.zeros((bank_size, n_f, 2), jnp.float32).at[:, 0, 0].set(1.0)
         self.step_size = float(step_size)
