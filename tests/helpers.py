@@ -121,6 +121,9 @@ ESTIMATORS = [
     (l2orl.TruncatedES(), l2orl.UnrollReturn(), "K"),
     (l2orl.PES(), l2orl.AgentLoss(), "K"),
     (l2orl.FullES(lifetime=3), l2orl.LifetimeReturn(), 0),  # trains fresh agents instead
+    (l2orl.TruncatedES(fitness_shaping="centered_ranks"), l2orl.UnrollReturn(), "K"),
+    (l2orl.PES(fitness_shaping="z_score"), l2orl.AgentLoss(), "K"),
+    (l2orl.FullES(lifetime=3, fitness_shaping="centered_ranks"), l2orl.LifetimeReturn(), 0),
 ]
 ESTIMATOR_IDS = [
     "TBPTT",
@@ -130,6 +133,9 @@ ESTIMATOR_IDS = [
     "TruncatedES",
     "PES",
     "FullES",
+    "TruncatedES-ranks",
+    "PES-zscore",
+    "FullES-ranks",
 ]
 
 META_LOSSES = [l2orl.AgentLoss(), l2orl.UnrollReturn(), l2orl.LifetimeReturn(0.5)]

@@ -52,6 +52,7 @@ from ._lopt import (
 )
 from ._meta import (
     ESTIMATORS as ESTIMATORS,
+    FITNESS_SHAPINGS as FITNESS_SHAPINGS,
     META_LOSSES as META_LOSSES,
     PES as PES,
     PIPELINE_KINDS as PIPELINE_KINDS,
@@ -79,6 +80,7 @@ from ._meta import (
     TruncatedES as TruncatedES,
     UnrollReturn as UnrollReturn,
     plot_metrics as plot_metrics,
+    shape_fitness as shape_fitness,
     unroll as unroll,
 )
 from ._preprocess import (

@@ -27,6 +27,7 @@ from ._schedules import (
     CurriculumTruncation as CurriculumTruncation,
     LogUniformTruncation as LogUniformTruncation,
 )
+from ._shaping import FITNESS_SHAPINGS as FITNESS_SHAPINGS, shape_fitness as shape_fitness
 from ._task import AgentsState as AgentsState, MetaTask as MetaTask
 from ._trainer import MetaState as MetaState, MetaTrainer as MetaTrainer
 from ._unroll import unroll as unroll

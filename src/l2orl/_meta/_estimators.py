@@ -13,6 +13,7 @@ from .._lopt import AbstractLearnedOptimizer
 from .._utils import check_fraction, check_positive, check_positive_int, tree_select
 from ._coordinates import check_coordinatewise, sampled_meta_gradient
 from ._losses import AbstractMetaLoss
+from ._shaping import check_fitness_shaping, finite_mean, shape_fitness
 from ._sharding import agent_devices
 from ._task import AgentsState, MetaTask
 from ._unroll import unroll
@@ -312,29 +313,54 @@ def _es_metrics(
     ages: Int[Array, " n"],
     length,
     metrics: UpdateMetrics,
+    shaping: str,
 ) -> EstimateMetrics:
-    """An antithetic step's metrics: the pairs' mean loss, the `+ε` agents' figures, and the
-    updates and unrolls of both members of every pair."""
-    return EstimateMetrics.of(jnp.mean(0.5 * (lp + lm)), metrics, ages, length, copies=2)
+    """An antithetic step's metrics: the pairs' mean loss (without shaping; over the finite
+    losses with it), the `+ε` agents' figures, and the updates and unrolls of both members
+    of every pair."""
+    if shaping == "none":
+        meta_loss = jnp.mean(0.5 * (lp + lm))
+    else:
+        meta_loss = finite_mean(jnp.concatenate([lp, lm]))
+    return EstimateMetrics.of(meta_loss, metrics, ages, length, copies=2)
 
 
-def _es_gradient(diff: Float[Array, " n"], directions: PyTree, std: float) -> PyTree:
-    scale = diff / (2.0 * std**2)
-    return jax.tree.map(lambda d: jnp.tensordot(scale, d, axes=1) / diff.shape[0], directions)
+def _es_gradient(
+    lp: Float[Array, " n"], lm: Float[Array, " n"], directions: PyTree, std: float, shaping: str
+) -> PyTree:
+    """`mean_j (F⁺_j − F⁻_j)·d_j / (2σ²)`, `F` the pairs' losses shaped jointly."""
+    n = lp.shape[0]
+    shaped = shape_fitness(jnp.concatenate([lp, lm]), shaping)
+    scale = (shaped[:n] - shaped[n:]) / (2.0 * std**2)
+    return jax.tree.map(lambda d: jnp.tensordot(scale, d, axes=1) / n, directions)
 
 
 class TruncatedES(AbstractStatelessEstimator):
     """Antithetic evolution strategies over each truncated unroll (one noise pair per agent):
-    `ĝ = mean_j (L(φ+ε_j) - L(φ-ε_j))·ε_j / (2σ²)`, `ε_j ~ N(0, σ²)`.
+    `ĝ = mean_j (F⁺_j - F⁻_j)·ε_j / (2σ²)`, `ε_j ~ N(0, σ²)`, where `F±_j` are the losses
+    `L(φ±ε_j)` of all `2n` unrolls shaped jointly by `fitness_shaping` (one of
+    [`l2orl.FITNESS_SHAPINGS`][], see [`l2orl.shape_fitness`][]; `"none"`, the default, uses
+    the losses themselves).
 
     Both members of a pair start from the agent's state; the agent then continues from the
     `+ε` unroll. Works with any meta-loss.
+
+    **Diverged unrolls.** Without shaping, a non-finite loss makes the estimate and the
+    meta-loss non-finite, and the trainer skips the meta-step (the agents stay as they were).
+    With `"centered_ranks"` or `"z_score"` a non-finite loss counts as the worst of the `2n`:
+    the estimate stays finite, the reported meta-loss is the mean of the finite losses (NaN
+    only when none is), and the step is applied. An agent whose `+ε` unroll diverged keeps
+    its non-finite parameters, its unrolls ranked worst at every meta-step, until its
+    pipeline resets it: shape with a pipeline that resets. A shaped estimate has the scale
+    of the shaped fitness, not the loss's: pair it with a scale-free meta-optimizer (Adam).
     """
 
     std: float = eqx.field(static=True, default=0.01)
+    fitness_shaping: str = eqx.field(static=True, default="none")
 
     def __check_init__(self):
         check_positive("std", self.std)
+        check_fitness_shaping(self.fitness_shaping)
 
     def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
         meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
@@ -354,8 +380,8 @@ class TruncatedES(AbstractStatelessEstimator):
             max_length,
             jax.random.split(k_run, n),
         )
-        grad = _es_gradient(lp - lm, eps, self.std)
-        metrics = _es_metrics(lp, lm, agents.age, length, metrics)
+        grad = _es_gradient(lp, lm, eps, self.std, self.fitness_shaping)
+        metrics = _es_metrics(lp, lm, agents.age, length, metrics, self.fitness_shaping)
         return grad, _advance(agents, learner, opt_state, length), state, metrics
 
 
@@ -372,14 +398,21 @@ class PES(AbstractEstimator):
 
     Each agent is an antithetic pair of particles that persist across meta-steps, perturbed by
     `±ε_t`; `ξ_j` accumulates the pair's perturbations since its reset and
-    `ĝ = mean_j (L(φ+ε_j) - L(φ-ε_j))·ξ_j / (2σ²)`. A reset agent's pair restarts together and
-    its `ξ` is zeroed.
+    `ĝ = mean_j (F⁺_j - F⁻_j)·ξ_j / (2σ²)`, `F±_j` the losses `L(φ±ε_j)` shaped jointly by
+    `fitness_shaping` as in [`l2orl.TruncatedES`][]. A reset agent's pair restarts together
+    and its `ξ` is zeroed.
+
+    With shaping, a particle whose unroll diverged persists with non-finite parameters (and
+    its pair keeps its `ξ`) until the pipeline resets the pair; meanwhile its losses rank
+    worst and the estimate stays finite, as for [`l2orl.TruncatedES`][].
     """
 
     std: float = eqx.field(static=True, default=0.01)
+    fitness_shaping: str = eqx.field(static=True, default="none")
 
     def __check_init__(self):
         check_positive("std", self.std)
+        check_fitness_shaping(self.fitness_shaping)
 
     def init(self, meta_params, agents, key):
         zeros = jax.tree.map(
@@ -414,9 +447,9 @@ class PES(AbstractEstimator):
             max_length,
             jax.random.split(k_run, n),
         )
-        grad = _es_gradient(lp - lm, accumulated, self.std)
+        grad = _es_gradient(lp, lm, accumulated, self.std, self.fitness_shaping)
         new_state = PESState(neg_learner, neg_opt, accumulated)
-        metrics = _es_metrics(lp, lm, agents.age, length, metrics)
+        metrics = _es_metrics(lp, lm, agents.age, length, metrics, self.fitness_shaping)
         return grad, _advance(agents, learner, opt_state, length), new_state, metrics
 
 
@@ -424,14 +457,19 @@ class FullES(AbstractStatelessEstimator):
     """Antithetic ES over whole agent lifetimes (OPEN-style): every meta-step trains one fresh
     pair of agents per pipeline slot for `lifetime` updates with `φ±ε` and scores them with the
     meta-loss (use [`l2orl.LifetimeReturn`][]). The pipeline's persistent agents are unused.
+    `fitness_shaping` shapes the `2n` lifetimes' losses jointly, as in
+    [`l2orl.TruncatedES`][]; fresh agents every meta-step, a diverged lifetime is forgotten
+    after its meta-step.
     """
 
     lifetime: int = eqx.field(static=True)
     std: float = eqx.field(static=True, default=0.01)
+    fitness_shaping: str = eqx.field(static=True, default="none")
 
     def __check_init__(self):
         check_positive_int("lifetime", self.lifetime)
         check_positive("std", self.std)
+        check_fitness_shaping(self.fitness_shaping)
 
     def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
         meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
@@ -452,8 +490,11 @@ class FullES(AbstractStatelessEstimator):
             self.lifetime,
             jax.random.split(k_run, n),
         )
-        grad = _es_gradient(lp - lm, eps, self.std)
-        return grad, agents, state, _es_metrics(lp, lm, jnp.zeros(n, jnp.int32), lifetime, metrics)
+        grad = _es_gradient(lp, lm, eps, self.std, self.fitness_shaping)
+        metrics = _es_metrics(
+            lp, lm, jnp.zeros(n, jnp.int32), lifetime, metrics, self.fitness_shaping
+        )
+        return grad, agents, state, metrics
 
 
 ESTIMATORS: dict[str, type[AbstractEstimator]] = {

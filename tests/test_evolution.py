@@ -1,0 +1,164 @@
+"""Evolution strategies: fitness shaping of the ES estimators."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import l2orl
+from helpers import KEY, toy_optimizer, toy_task
+
+# --- fitness shaping -----------------------------------------------------------------------
+
+
+def test_centered_ranks_are_invariant_to_increasing_transforms():
+    losses = jax.random.normal(KEY, (12,))
+    ranks = l2orl.shape_fitness(losses, "centered_ranks")
+    transformed = l2orl.shape_fitness(jnp.exp(3 * losses) + losses**3, "centered_ranks")
+    np.testing.assert_array_equal(ranks, transformed)
+    np.testing.assert_allclose(np.sort(ranks), np.linspace(-0.5, 0.5, 12), atol=1e-6)
+    assert int(jnp.argmin(ranks)) == int(jnp.argmin(losses))  # the lowest loss: -0.5
+    ties = l2orl.shape_fitness(jnp.asarray([2.0, 1.0, 1.0, 3.0]), "centered_ranks")
+    np.testing.assert_allclose(ties, [1 / 6, -1 / 3, -1 / 3, 0.5], atol=1e-6)
+
+
+def test_z_scores_are_invariant_to_shift_and_scale():
+    losses = jax.random.normal(KEY, (12,))
+    z = l2orl.shape_fitness(losses, "z_score")
+    np.testing.assert_allclose(l2orl.shape_fitness(40.0 * losses - 7.0, "z_score"), z, atol=1e-5)
+    assert abs(float(jnp.mean(z))) < 1e-6 and abs(float(jnp.std(z)) - 1) < 1e-5
+    np.testing.assert_array_equal(l2orl.shape_fitness(jnp.ones(4), "z_score"), jnp.zeros(4))
+
+
+@pytest.mark.parametrize("shaping", ["centered_ranks", "z_score"])
+def test_a_non_finite_loss_counts_as_the_worst(shaping):
+    losses = jnp.asarray([0.3, jnp.nan, -1.0, 2.0, jnp.inf, -jnp.inf])
+    shaped = l2orl.shape_fitness(losses, shaping)
+    assert bool(jnp.all(jnp.isfinite(shaped)))
+    finite = shaped[jnp.asarray([0, 2, 3])]
+    assert bool(jnp.all(shaped[jnp.asarray([1, 4, 5])] >= finite.max()))
+    # The finite losses keep their order, shaped as if the others were not there (z-score).
+    assert list(np.argsort(finite)) == [1, 0, 2]
+    if shaping == "z_score":
+        np.testing.assert_allclose(
+            finite, l2orl.shape_fitness(losses[jnp.asarray([0, 2, 3])], shaping)
+        )
+    none_finite = l2orl.shape_fitness(jnp.full(4, jnp.nan), shaping)
+    assert bool(jnp.all(none_finite == none_finite[0]))
+    # Without shaping the losses pass through, NaN included.
+    assert bool(jnp.isnan(l2orl.shape_fitness(losses, "none")[1]))
+
+
+def test_shaping_names_are_checked():
+    assert l2orl.FITNESS_SHAPINGS == ("none", "centered_ranks", "z_score")
+    for make in (l2orl.TruncatedES, l2orl.PES, lambda **k: l2orl.FullES(lifetime=2, **k)):
+        assert make().fitness_shaping == "none"
+        with pytest.raises(ValueError, match=r"fitness_shaping must be one of .* got 'ranks'"):
+            make(fitness_shaping="ranks")
+    with pytest.raises(ValueError, match="got 'zscore'"):
+        l2orl.shape_fitness(jnp.zeros(3), "zscore")
+
+
+class Cubed(l2orl.AbstractMetaLoss):
+    """An increasing transform of another meta-loss: `L + L³`."""
+
+    inner: l2orl.AbstractMetaLoss
+    differentiable = False
+    rollouts_per_unroll = 1
+
+    def __call__(self, learner, env, state, unroll, active, key):
+        loss, state = self.inner(learner, env, state, unroll, active, key)
+        return loss + loss**3, state
+
+
+@eqx.filter_jit
+def _estimate(estimator, meta_loss, task, length=3):
+    """One estimate from fresh agents (fixed keys: the same noise for every estimator)."""
+    optimizer = toy_optimizer()
+    n = task.pipeline.n_agents
+    learner, opt_state = task.fresh_agents(optimizer, jax.random.split(KEY, n))
+    agents = l2orl.AgentsState(
+        learner, opt_state, jnp.zeros(n, jnp.int32), jnp.zeros(n, jnp.int32)
+    )
+    params = eqx.filter(optimizer, eqx.is_inexact_array)
+    return estimator.estimate(
+        optimizer=optimizer,
+        task=task,
+        meta_loss=meta_loss,
+        agents=agents,
+        state=estimator.init(params, agents, KEY),
+        length=length,
+        max_length=length,
+        key=jax.random.key(1),
+    )
+
+
+def _flat(tree):
+    return jnp.concatenate([x.ravel() for x in jax.tree.leaves(tree)])
+
+
+def test_shaped_es_estimates_follow_the_shaping_properties():
+    """Same noise and unrolls (same key): ranks ignore an increasing transform of the losses;
+    z-scores rescale the unshaped estimate by one positive factor."""
+    task = toy_task(16)
+    loss = l2orl.AgentLoss()
+    ranks = l2orl.TruncatedES(fitness_shaping="centered_ranks")
+    by_ranks, *_ = _estimate(ranks, loss, task)
+    by_ranks_cubed, *_ = _estimate(ranks, Cubed(loss), task)
+    np.testing.assert_array_equal(_flat(by_ranks), _flat(by_ranks_cubed))
+    raw, _, _, raw_metrics = _estimate(l2orl.TruncatedES(), loss, task)
+    z, _, _, z_metrics = _estimate(l2orl.TruncatedES(fitness_shaping="z_score"), loss, task)
+    ratio = _flat(raw) / _flat(z)
+    assert float(ratio.min()) > 0
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
+    # Every loss finite: the reported meta-loss is the pairs' mean either way.
+    np.testing.assert_allclose(float(z_metrics.meta_loss), float(raw_metrics.meta_loss), rtol=1e-5)
+    assert not np.allclose(_flat(by_ranks), _flat(z))
+
+
+DIVERGING = [
+    # σ = 6 over 24 updates: some perturbed step sizes blow the toy agents up to inf/NaN.
+    l2orl.TruncatedES(std=6.0, fitness_shaping="centered_ranks"),
+    l2orl.PES(std=6.0, fitness_shaping="z_score"),
+    l2orl.FullES(lifetime=24, std=6.0, fitness_shaping="centered_ranks"),
+]
+
+
+@pytest.mark.parametrize("estimator", DIVERGING, ids=lambda e: type(e).__name__)
+def test_a_diverged_member_leaves_a_shaped_estimate_finite(estimator):
+    task, loss = toy_task(8), l2orl.AgentLoss()
+    unshaped = dataclasses.replace(estimator, fitness_shaping="none")
+    raw, *_, raw_metrics = _estimate(unshaped, loss, task, length=24)
+    assert not bool(jnp.all(jnp.isfinite(_flat(raw))))  # a member diverged
+    assert not np.isfinite(float(raw_metrics.meta_loss))
+    grad, *_, metrics = _estimate(estimator, loss, task, length=24)
+    assert bool(jnp.all(jnp.isfinite(_flat(grad)))) and bool(jnp.any(_flat(grad) != 0))
+    assert np.isfinite(float(metrics.meta_loss))  # the mean of the finite losses
+
+
+def test_a_shaped_meta_step_with_diverged_agents_is_applied_and_they_persist():
+    """PES with z-scores: the step is applied (not skipped) although some particles diverged;
+    their non-finite parameters persist into the next meta-step, whose estimate stays finite."""
+    trainer = l2orl.MetaTrainer(
+        toy_optimizer(),
+        (toy_task(8),),
+        estimator=DIVERGING[1],
+        meta_loss=l2orl.AgentLoss(),
+        schedule=l2orl.ConstantTruncation(24),
+    )
+    step = eqx.filter_jit(type(trainer).step)
+    state = trainer.init(KEY)
+    diverged = []
+    for _ in range(2):
+        new, metrics = step(trainer, state)
+        assert int(new.skipped) == 0 and not eqx.tree_equal(new.meta_params, state.meta_params)
+        assert np.isfinite(float(metrics["meta_loss"])) and np.isfinite(
+            float(metrics["grad_norm"])
+        )
+        diverged.append(~jnp.all(jnp.isfinite(new.agents[0].learner.x), axis=1))
+        state = new
+    assert bool(jnp.any(diverged[0])) and bool(jnp.all(diverged[1] >= diverged[0]))
+
