@@ -12,15 +12,18 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import equinox as eqx
 import jax
+import numpy as np
+from jax.experimental import multihost_utils
 
 from .._checkpoint import CheckpointError, load_tree, save, save_tree
 from .._custom_types import PRNGKey
 from .._progress import progress_bar
 from .._utils import check_non_negative_int, check_positive_int, release_free_memory
+from ._sharding import broadcast, gather
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -58,27 +61,26 @@ def run(
     check_positive_int("n_meta_steps", n_meta_steps)
     check_positive_int("checkpoint_every", checkpoint_every)
     check_non_negative_int("keep_checkpoints", keep_checkpoints)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir {out} is a file, not a folder")
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    with _exclusive(out), _deferred_signals() as signals:
+    main = jax.process_index() == 0  # with several processes only process 0 touches `out`
+    key = jax.random.key(key) if isinstance(key, int) else key
+    with contextlib.ExitStack() as stack:
         # From here on a signal ends the loop after the meta-step under way, checkpointed.
-        config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
-        config_path = out / "config.json"
-        if config_path.exists() and resume:
-            recorded = json.loads(config_path.read_text())
-            if recorded != config:
-                changes = "; ".join(_differences(recorded, config))
-                raise ValueError(
-                    f"{out} holds a run with another configuration ({changes}); use a new out_dir"
-                )
-        else:
-            config_path.write_text(json.dumps(config, indent=1))
-        key = jax.random.key(key) if isinstance(key, int) else key
-        checkpoints = [
-            path for path in _checkpoints(out) if _step_of(path) <= n_meta_steps and resume
-        ]
-        start = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
+        signals = stack.enter_context(_deferred_signals())
+        config, checkpoints, refusal = None, [], None
+        if main:
+            try:
+                config = _open(out, trainer, settings, resume, stack)
+            except ValueError as error:
+                refusal = error
+            else:
+                checkpoints = [
+                    path for path in _checkpoints(out) if _step_of(path) <= n_meta_steps and resume
+                ]
+        newest = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
+        # Process 0's verdict and newest checkpoint, on every process.
+        accepted, newest = map(int, broadcast(np.asarray([refusal is None, newest], np.int32)))
+        if not accepted:
+            raise refusal or ValueError(f"process 0 refused the run in {out}; its error says why")
         began = time.perf_counter()  # the first meta-step's time includes compiling it
         dynamic, static = eqx.partition(trainer, eqx.is_array)
         step = jax.jit(
@@ -86,57 +88,106 @@ def run(
             compiler_options=compiler_options,
         )
         compiled = {}
-        if start < n_meta_steps:
+        if newest < n_meta_steps:
             # Compiled from shapes alone, before the agents exist, and the compiler's freed
             # memory returned: the compiler's peak does not add to the agents' memory.
             release_free_memory()
             step.lower(dynamic, trainer.state_shapes(key)).compile()  # cached for the loop
             compiled["compile_seconds"] = time.perf_counter() - began
             release_free_memory()
-        state = trainer.init(key)
-        state, start = _resume(trainer, state, checkpoints)
+        state, start = trainer.init(key), 0
+        if newest:
+            state, start = _resume(trainer, state, checkpoints)
         release_free_memory()  # what creating the agents left
-        log_path = out / "metrics.jsonl"
-        lines = log_path.read_text().splitlines() if log_path.exists() else []
-        log_path.write_text(
-            "".join(line + "\n" for line in lines if json.loads(line)["meta_step"] <= start)
-        )
-        saved, rate = start, _Rate()
-        with progress_bar(progress) as bar, log_path.open("a") as log:
-            task = bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
-            while int(state.meta_step) < n_meta_steps and not signals:
-                state, metrics = step(dynamic, state)
-                record = {
-                    "meta_step": int(state.meta_step),
-                    **{k: float(v) for k, v in metrics.items()},
-                    "seconds": time.perf_counter() - began,
-                    **compiled,
-                }
-                compiled = {}
+        log = stack.enter_context(_log(out / "metrics.jsonl", start)) if main else None
+        bar = stack.enter_context(progress_bar(progress and main))
+        task = bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
+        saved, rate, stop = start, _Rate(), _first_signal(signals)
+        while int(state.meta_step) < n_meta_steps and not stop:
+            state, metrics = step(dynamic, state)
+            record = {
+                "meta_step": int(state.meta_step),
+                **{k: float(v) for k, v in metrics.items()},
+                "seconds": time.perf_counter() - began,
+                **compiled,
+            }
+            compiled = {}
+            if log is not None:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-                bar.update(task, completed=record["meta_step"], status=_status(record, rate))
-                if record["meta_step"] % checkpoint_every == 0:
-                    _save_checkpoint(out, state, keep_checkpoints)
-                    saved = record["meta_step"]
-                began = time.perf_counter()
+            bar.update(task, completed=record["meta_step"], status=_status(record, rate))
+            if record["meta_step"] % checkpoint_every == 0:
+                _save_checkpoint(out, state, keep_checkpoints)
+                saved = record["meta_step"]
+            began = time.perf_counter()
+            stop = _first_signal(signals)
         if int(state.meta_step) > saved:  # the last meta-step, or the one a signal ended on
             _save_checkpoint(out, state, keep_checkpoints)
-        if int(state.meta_step) == n_meta_steps:
+        if int(state.meta_step) == n_meta_steps and main:
             figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
             save(
                 out / "optimizer.l2o",
                 trainer.optimizer_at(state),
                 metadata={"config": config, "training": figures},
             )
-        if signals:
-            raise RunInterrupted(int(state.meta_step), signals[0], out)
+        if stop:
+            raise RunInterrupted(int(state.meta_step), stop, out)
     return state
+
+
+def _open(
+    out: Path,
+    trainer: eqx.Module,
+    settings: dict[str, Any] | None,
+    resume: bool,
+    stack: contextlib.ExitStack,
+) -> dict:
+    """Make `out`, hold its lock until `stack` closes, and check its `config.json` against
+    this run's configuration (written if new); **returns** the configuration."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file, not a folder")
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    stack.enter_context(_exclusive(out))
+    config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
+    config_path = out / "config.json"
+    if config_path.exists() and resume:
+        recorded = json.loads(config_path.read_text())
+        if recorded != config:
+            changes = "; ".join(_differences(recorded, config))
+            raise ValueError(
+                f"{out} holds a run with another configuration ({changes}); use a new out_dir"
+            )
+    else:
+        config_path.write_text(json.dumps(config, indent=1))
+    return config
+
+
+@contextlib.contextmanager
+def _log(path: Path, start: int) -> Iterator[IO[str]]:
+    """`metrics.jsonl` open for appending, without the lines past meta-step `start` that an
+    interrupted run left."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if json.loads(line)["meta_step"] <= start]
+    path.write_text("".join(line + "\n" for line in kept))
+    with path.open("a") as file:
+        yield file
+
+
+def _first_signal(signals: list[int]) -> int:
+    """The signal that ends the run after this meta-step (0: none): with several processes
+    the largest that any of them received, so that all stop after the same meta-step."""
+    mine = signals[0] if signals else 0
+    if jax.process_count() == 1:
+        return mine
+    return int(np.max(multihost_utils.process_allgather(np.int32(mine))))
 
 
 def _save_checkpoint(out: Path, state: eqx.Module, keep: int) -> None:
     """`state` saved atomically as the newest checkpoint; only the newest `keep` kept (0:
-    all)."""
+    all). Every process calls it (the state is gathered from all); process 0 writes."""
+    state = gather(state)
+    if jax.process_index() != 0:
+        return
     save_tree(out / "checkpoints" / f"step-{int(state.meta_step):06d}.l2o", state)
     if keep:
         for old in _checkpoints(out)[:-keep]:
@@ -200,13 +251,19 @@ def _checkpoints(out: Path) -> list[Path]:
 
 def _resume(trainer: eqx.Module, fresh: eqx.Module, checkpoints: list[Path]):
     """The state of the newest readable checkpoint (falling back past unreadable ones, with a
-    warning) and its meta-step; `(fresh, 0)` if there is none."""
+    warning) and its meta-step; `(fresh, 0)` if there is none. With several processes, every
+    process calls it: process 0 reads (`checkpoints` is empty on the others) and its state
+    goes to all."""
+    like = gather(fresh)
+    loaded, start = like, 0
     for path in reversed(checkpoints):
         try:
-            return trainer.place(load_tree(path, like=fresh)), _step_of(path)
+            loaded, start = load_tree(path, like=like), _step_of(path)
+            break
         except CheckpointError as error:
             warnings.warn(f"skipping an unreadable checkpoint: {error}", stacklevel=3)
-    return fresh, 0
+    start = int(broadcast(np.int32(start)))
+    return (trainer.place(broadcast(loaded)), start) if start else (fresh, 0)
 
 
 def _differences(recorded: Any, new: Any, path: str = "") -> list[str]:

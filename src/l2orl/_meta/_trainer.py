@@ -16,7 +16,7 @@ from ._estimators import AbstractEstimator, TruncatedBPTT
 from ._losses import AbstractMetaLoss, AgentLoss
 from ._run import run
 from ._schedules import AbstractTruncationSchedule, ConstantTruncation
-from ._sharding import agents_sharding, place, with_shapes
+from ._sharding import place, state_shardings, with_shapes
 from ._task import AgentsState, MetaTask, reset_agents
 
 
@@ -45,8 +45,10 @@ class MetaTrainer(eqx.Module):
     optionally normalise it to norm `task_normalize`, average over tasks, and apply it with
     `meta_optimizer` unless it is non-finite: then the meta-parameters, meta-optimizer state,
     agents and estimator state stay as they were (only `meta_step` and the key advance, so
-    the step's resets are dropped too) and `skipped` counts it. With several local devices
-    that divide a task's `n_agents`, its agents are sharded over them (`jax.sharding`).
+    the step's resets are dropped too) and `skipped` counts it. With several devices that
+    divide a task's `n_agents`, its agents are sharded over them (`jax.sharding`): all
+    processes' devices under `jax.distributed`, with one meta-gradient and the same
+    meta-parameters on every process.
 
     **Arguments:** `optimizer` (the initial learned optimizer), `tasks`, `estimator`
     (`TruncatedBPTT()`), `meta_loss` (`AgentLoss()`), `schedule` (`ConstantTruncation(4)`),
@@ -84,7 +86,13 @@ class MetaTrainer(eqx.Module):
         )
 
     def init(self, key: PRNGKey) -> MetaState:
-        """Fresh agents for every task, the meta-optimizer's state, meta-step 0."""
+        """Fresh agents for every task, the meta-optimizer's state, meta-step 0, placed on
+        the devices (`place`). A function of `key` alone: with several processes each calls it
+        with the same key and holds its shards of the same state."""
+        return self.place(self._fresh(key))
+
+    def _fresh(self, key: PRNGKey) -> MetaState:
+        """`init`'s state, whole on this process's default device."""
         meta_params = eqx.filter(self.optimizer, eqx.is_inexact_array)
         keys = jax.random.split(key, 3 * len(self.tasks) + 1)
         agents, estimator_states = [], []
@@ -97,7 +105,7 @@ class MetaTrainer(eqx.Module):
             )
             agents.append(task_agents)
             estimator_states.append(self.estimator.init(meta_params, task_agents, k_est))
-        state = MetaState(
+        return MetaState(
             meta_params=meta_params,
             meta_opt_state=self.meta_optimizer.init(meta_params),
             agents=tuple(agents),
@@ -106,19 +114,20 @@ class MetaTrainer(eqx.Module):
             skipped=jnp.zeros((), jnp.int32),
             key=keys[-1],
         )
-        return self.place(state)
 
     def _n_agents(self) -> tuple[int, ...]:
         return tuple(task.pipeline.n_agents for task in self.tasks)
 
     def place(self, state: MetaState) -> MetaState:
-        """`state` on the local devices: each task's agents and estimator state split over
-        them where they divide its agents, the rest replicated (unchanged with one device)."""
+        """`state` on the devices of all processes (`jax.devices()`): each task's agents and
+        estimator state split over them where they divide its agents, the rest replicated
+        (unchanged with one device). With several processes each passes the same whole
+        `state` and keeps its own shards."""
         return place(state, self._n_agents())
 
     def state_shapes(self, key: PRNGKey) -> MetaState:
         """The shapes, dtypes and shardings of `init(key)`'s state, without creating it."""
-        return with_shapes(jax.eval_shape(self.init, key), self._n_agents())
+        return with_shapes(jax.eval_shape(self._fresh, key), self._n_agents())
 
     def step(self, state: MetaState) -> tuple[MetaState, Metrics]:
         """One meta-step (pure: jit it, as `run` does)."""
@@ -147,9 +156,6 @@ class MetaTrainer(eqx.Module):
             if self.task_normalize is not None:
                 scale = self.task_normalize / (optax.tree.norm(grad) + 1e-12)
                 grad = jax.tree.map(lambda g, s=scale: g * s, grad)
-            sharding = agents_sharding(task.pipeline.n_agents)
-            if sharding is not None:
-                task_agents, est = jax.lax.with_sharding_constraint((task_agents, est), sharding)
             grads.append(grad)
             agents.append(task_agents)
             estimator_states.append(est)
@@ -189,6 +195,9 @@ class MetaTrainer(eqx.Module):
             state.skipped + (~finite).astype(jnp.int32),
             key,
         )
+        shardings = state_shardings(new_state, self._n_agents())
+        if shardings is not None:  # placed as the input: the same on every process
+            new_state = jax.lax.with_sharding_constraint(new_state, shardings)
         return new_state, {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
 
     def config(self) -> dict:
@@ -244,6 +253,12 @@ class MetaTrainer(eqx.Module):
         a bar on a terminal (meta-step, meta-loss, the mean return of the older half of the
         agents, env-steps/s, ETA). In the main thread, SIGINT (Ctrl-C) and SIGTERM end the run
         after the meta-step under way, which is checkpointed; a second signal stops at once.
+
+        With several processes (`jax.distributed`) each calls `run` with the same arguments.
+        Process 0 alone holds the lock and reads and writes `out_dir` (each checkpoint holds
+        the state gathered from all processes; on a resume process 0 sends the state it
+        reads to the others); a run process 0 refuses raises a `ValueError` on every
+        process, and a signal to any process ends the run on all after the same meta-step.
 
         **Raises:** `ValueError` if `out_dir` holds a run of another configuration, naming each
         setting that differs with both values, or another process's running meta-training;
