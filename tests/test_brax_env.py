@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import brax.envs
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -182,6 +183,84 @@ def test_env_that_mutates_its_state_in_place(in_place_env):
     np.testing.assert_allclose(info["metrics"]["vel"], 0.04)  # two brax steps of +0.02
 
 
+class SmoothFast(brax.envs.fast.Fast):
+    """brax's `fast` with a differentiable step: the velocity grows by `action·dt`, the position
+    by `velocity·dt`, and the reward is the position."""
+
+    def step(self, state, action):
+        pipeline = state.pipeline_state
+        vel = pipeline.xd.vel + action[0] * self._dt
+        pos = pipeline.x.pos + vel * self._dt
+        pipeline = pipeline.replace(x=pipeline.x.replace(pos=pos), xd=pipeline.xd.replace(vel=vel))
+        obs = jnp.stack([pos[0], vel[0]])
+        return state.replace(pipeline_state=pipeline, obs=obs, reward=pos[0], done=jnp.zeros(()))
+
+
+@pytest.fixture(scope="module")
+def smooth_name():
+    brax.envs.register_environment("l2orl_test_smooth_fast", SmoothFast)
+    yield "l2orl_test_smooth_fast"
+    del brax.envs._envs["l2orl_test_smooth_fast"]
+
+
+def return_gradient(env: rl.BraxEnv, n_steps: int) -> jax.Array:
+    """The gradient of an `n_steps` rollout's return with respect to its actions."""
+    _, state0 = env.reset(jax.random.key(0))
+
+    def rollout_return(actions):
+        def body(state, action):
+            _, state, reward, *_ = env.step(jax.random.key(1), state, action)
+            return state, reward
+
+        return jnp.sum(jax.lax.scan(body, state0, actions)[1])
+
+    return jax.jit(jax.grad(rollout_return))(jnp.full((n_steps, 1), 0.5, jnp.float32))
+
+
+def test_physics_gradient_switch_stops_or_passes_the_simulator_gradient(smooth_name):
+    off = rl.BraxEnv(smooth_name, episode_length=100)
+    on = rl.BraxEnv(smooth_name, episode_length=100, physics_gradient=True)
+    assert not off.physics_gradient and on.physics_gradient
+    assert off.with_transition_gradients().physics_gradient  # gymnax's name for the switch
+    assert rl.make("brax:fast", physics_gradient=True).physics_gradient
+    n, dt = 6, 0.02
+    np.testing.assert_array_equal(return_gradient(off, n), 0.0)  # stopped at the simulator
+    # On: the return Σ_t pos_t, pos_t = dt²·Σ_{s≤t} Σ_{u≤s} a_u, so ∂/∂a_u = dt²·(n−u)(n−u+1)/2.
+    u = np.arange(n)
+    expected = dt**2 * (n - u) * (n - u + 1) / 2
+    np.testing.assert_allclose(return_gradient(on, n)[:, 0], expected, rtol=1e-5)
+
+
+def test_physics_gradient_reaches_a_learners_policy_through_its_actions(smooth_name):
+    """The gradient of a PPO rollout's rewards with respect to the policy's parameters, which
+    reach the env only through the (reparameterised) actions: zero with the switch off,
+    nonzero and finite with it on."""
+    ppo = rl.PPO(
+        n_envs=2,
+        rollout_length=5,
+        n_minibatches=1,
+        n_epochs=1,
+        network=rl.NetworkSpec("mlp", (8,)),
+    )
+
+    def gradient(physics_gradient):
+        env = rl.BraxEnv(smooth_name, episode_length=100, physics_gradient=physics_gradient)
+        state = ppo.init(env, jax.random.key(0))
+
+        def rewards(network):
+            _, trajectory, _ = ppo.rollout(
+                env, eqx.tree_at(lambda s: s.network, state, network), jax.random.key(1)
+            )
+            return jnp.sum(trajectory.rewards)
+
+        grads = eqx.filter_jit(eqx.filter_grad(rewards))(state.network)
+        return jnp.concatenate([g.ravel() for g in jax.tree.leaves(grads)])
+
+    off, on = gradient(False), gradient(True)
+    np.testing.assert_array_equal(off, 0.0)
+    assert np.isfinite(on).all() and np.abs(on).max() > 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -245,3 +324,15 @@ def test_inverted_pendulum_fresh_reset_draws_new_initial_states():
     assert np.abs(obs[t_idx, env_idx]).max() <= 0.01
     assert (obs[t_idx, env_idx] != obs0[env_idx]).any(axis=-1).all()
     np.testing.assert_array_equal(final_obs[~done], obs[~done])
+
+
+def test_mjx_refuses_the_physics_gradient_where_its_solver_loops():
+    """MJX's constraint solver runs `opt.iterations` in a `lax.while_loop`, which reverse-mode
+    autodiff refuses: the switch is refused for such a model, up front."""
+    with pytest.raises(ValueError, match=r"mjx: .* 100 iterations in a jax.lax.while_loop"):
+        rl.BraxEnv("inverted_pendulum", backend="mjx", physics_gradient=True)
+    env = rl.BraxEnv("inverted_pendulum", backend="mjx")
+    with pytest.raises(ValueError, match="reverse-mode autodiff does not support"):
+        env.with_transition_gradients()
+    assert rl.BraxEnv("ant", backend="mjx", physics_gradient=True).physics_gradient  # 1 iteration
+

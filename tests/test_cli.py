@@ -37,6 +37,7 @@ def test_meta_train_then_plot(tmp_path, capsys):
         (["meta-train", "--estimator", "bptt"], "error: unknown estimator 'bptt'"),
         (["meta-train", "--meta-loss", "unroll_return"], "error: estimator 'tbptt' needs a"),
         (["meta-train", "--keep-checkpoints", "-1"], "error: keep_checkpoints must be an int ≥ 0"),
+        (["meta-train", "--physics-gradient"], "error: physics_gradient is only for brax envs"),
         (["meta-train", "--config", "missing.json"], "error: no config file at missing.json"),
         (["evaluate", "--optimizer", "adamw", "--env", "Catch"], "error: optimizer 'adamw'"),
         (["evaluate", "--optimizer", "x.l2o", "--env", "Catch"], "error: no checkpoint file at x"),

@@ -83,6 +83,18 @@ def test_the_auto_coordinate_fraction_follows_the_optimizer(changes, fraction):
         assert es.make_estimator() == l2orl.TruncatedES()
 
 
+def test_physics_gradient_reaches_brax_tasks_and_picks_autodiff():
+    """`physics_gradient` builds every task's brax env with the switch on, and `"auto"` then
+    differentiates through the unroll, the one route that follows the physics."""
+    config = l2orl.MetaTrainConfig(env=["brax:fast"], agents=4, physics_gradient=True)
+    (task,) = config.make_tasks()
+    assert task.env.physics_gradient and task.env.name == "brax:fast"
+    assert config.make_estimator() == l2orl.TruncatedBPTT()
+    assert config.replace(physics_gradient=False).make_estimator().coordinate_fraction == 1 / 16
+    assert not config.replace(physics_gradient=False).make_tasks()[0].env.physics_gradient
+    assert config.to_json()["physics_gradient"] is True
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -93,6 +105,12 @@ def test_the_auto_coordinate_fraction_follows_the_optimizer(changes, fraction):
         ({"meta_lr": -1.0}, "meta_lr must be a positive finite number, got -1.0"),
         ({"meta_clip": 0}, "meta_clip must be a positive finite number or None, got 0"),
         ({"low_memory": "yes"}, "low_memory must be true or false, got 'yes'"),
+        ({"physics_gradient": 1}, "physics_gradient must be true or false, got 1"),
+        ({"physics_gradient": True}, r"physics_gradient is only for brax envs .* 'Catch' has"),
+        (
+            {"env": ["brax:fast"], "physics_gradient": True, "coordinate_fraction": 0.5},
+            "with physics_gradient the environments' states carry derivatives too",
+        ),
         ({"optimizer": "Adam"}, "unknown optimizer 'Adam'; expected one of"),
         ({"estimator": "bptt"}, "unknown estimator 'bptt'"),
         ({"meta_loss": "return"}, "unknown meta_loss 'return'"),

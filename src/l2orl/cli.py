@@ -219,6 +219,14 @@ def parser() -> argparse.ArgumentParser:
         help="compile with XLA CPU's older fusion emitters: a quarter of the compiler's "
         "memory, a slower meta-step",
     )
+    meta.add_argument(
+        "--physics-gradient",
+        dest="physics_gradient",
+        action="store_true",
+        default=None,
+        help="brax envs: back-propagate the meta-gradient through the simulator, as the "
+        "reference (default: it stops at the simulator)",
+    )
     meta.add_argument("--meta-lr", dest="meta_lr", type=_positive_float)
     meta.add_argument(
         "--meta-clip",

@@ -53,7 +53,9 @@ class MetaTrainConfig:
     `agents_per_chunk` and `coordinate_fraction` (options of `tbptt`, see
     [`l2orl.TruncatedBPTT`][]; `coordinate_fraction` is a fraction, null for autodiff through
     the unroll, or `"auto"`, the default: a sampled 1/16 of the coordinates where the
-    optimizer allows it, else autodiff), `meta_loss` (a name of
+    optimizer allows it and `physics_gradient` is off, else autodiff), `physics_gradient`
+    (brax envs only: let the meta-gradient flow through the simulator, as the reference's
+    PPO meta-gradients do; default false, it stops there), `meta_loss` (a name of
     [`l2orl.META_LOSSES`][]), `schedule` (a name of [`l2orl.SCHEDULES`][]), `low_memory` (compile
     with XLA CPU's older fusion emitters: less compiler memory, a slower meta-step), `meta_lr`,
     `meta_clip` (element-wise clip of the meta-gradient, or None), `task_normalize`,
@@ -77,6 +79,7 @@ class MetaTrainConfig:
     estimator: str = "tbptt"
     agents_per_chunk: int | None = None
     coordinate_fraction: float | str | None = "auto"
+    physics_gradient: bool = False
     meta_loss: str = "agent"
     schedule: str = "constant"
     low_memory: bool = False
@@ -127,8 +130,9 @@ class MetaTrainConfig:
                 object.__setattr__(self, name, float(getattr(self, name)))
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
-        if not isinstance(self.low_memory, bool):
-            raise ValueError(f"low_memory must be true or false, got {self.low_memory!r}")
+        for name in ("low_memory", "physics_gradient"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.out, str):
             raise ValueError(f"out must be a path, got {self.out!r}")
         _names("optimizer", self.optimizer, PRESETS)
@@ -155,6 +159,20 @@ class MetaTrainConfig:
                     raise ValueError(
                         f"reward_scale is only for the gridworlds; {env!r} takes none"
                     )
+        if self.physics_gradient:
+            for env in self.env:
+                if "physics_gradient" not in rl.env_family(env).options:
+                    raise ValueError(
+                        f"physics_gradient is only for brax envs ('brax:<name>'); {env!r} has "
+                        "no simulator to differentiate"
+                    )
+            if isinstance(self.coordinate_fraction, float):
+                raise ValueError(
+                    f"coordinate_fraction={self.coordinate_fraction} needs a meta-loss that "
+                    "depends on the meta-parameters only through the agents' parameters; with "
+                    "physics_gradient the environments' states carry derivatives too: use "
+                    "coordinate_fraction 'auto' or null (autodiff)"
+                )
         if self.agents_per_chunk is not None and self.agents % self.agents_per_chunk:
             raise ValueError(
                 f"agents_per_chunk must divide agents ({self.agents}), got {self.agents_per_chunk}"
@@ -224,11 +242,18 @@ class MetaTrainConfig:
         n = len(self.env)
         reward_scales = self.reward_scale or (None,) * n
         update_scales = self.update_scale or (1.0,) * n
+
+        def make(env, reward_scale):
+            options = {} if reward_scale is None else {"reward_scale": reward_scale}
+            if self.physics_gradient:
+                options["physics_gradient"] = True
+            return rl.make(env, **options)
+
         return tuple(
             MetaTask(
                 env,
                 rl.default_learner(env, n_envs=1),
-                rl.make(env) if reward_scale is None else rl.make(env, reward_scale=reward_scale),
+                make(env, reward_scale),
                 Pipeline(self.agents, self.reset_interval, self.pipeline),
                 grad_clip=self.agent_clip,
                 update_scale=float(update_scale),
@@ -243,13 +268,18 @@ class MetaTrainConfig:
     ) -> AbstractEstimator:
         """The estimator, with `agents_per_chunk` and `coordinate_fraction` when set (an error
         if it takes none). `coordinate_fraction="auto"` is 1/16 for `tbptt` when `optimizer`
-        (default `make_optimizer()`) allows the coordinate route, else autodiff."""
+        (default `make_optimizer()`) allows the coordinate route and `physics_gradient` is
+        off, else autodiff."""
         cls = ESTIMATORS[self.estimator]
         fields = {f.name for f in dataclasses.fields(cls)}
         fraction = self.coordinate_fraction
         if fraction == "auto":
             optimizer = self.make_optimizer() if optimizer is None else optimizer
-            usable = "coordinate_fraction" in fields and is_coordinatewise(optimizer)
+            usable = (
+                "coordinate_fraction" in fields
+                and is_coordinatewise(optimizer)
+                and not self.physics_gradient
+            )
             fraction = _AUTO_COORDINATE_FRACTION if usable else None
         options = {"agents_per_chunk": self.agents_per_chunk, "coordinate_fraction": fraction}
         options = {k: v for k, v in options.items() if v is not None}

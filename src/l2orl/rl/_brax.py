@@ -101,8 +101,18 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
       compile time (figures in the docs' environments page). The default mode runs no reset
       in `step`. Neither mode runs gymnax's reset-every-step base `step`.
     - Every leaf of the state keeps one dtype, with no weak types, so a `lax.scan` carry is
-      stable. As in gymnax, observations and states are detached (`stop_gradient`) unless
-      `with_transition_gradients()` is used; the reward is not.
+      stable.
+    - **The physics gradient.** With `physics_gradient=False` (the default) every output of
+      the simulator (state, observation, reward, termination, metrics) is detached with
+      `jax.lax.stop_gradient`: derivatives, such as a meta-gradient back-propagated through
+      an agent's updates, stop at the simulator, and a rollout's data is a constant of the
+      actions. With `True` they flow through brax's differentiable physics, as in the
+      Optim4RL reference (its PPO meta-gradients pass through brax's `spring` physics).
+      gymnax's `with_transition_gradients()` gives a copy with the switch on. `spring`,
+      `positional` and `generalized` differentiate; `mjx` only models whose constraint
+      solver runs one iteration (brax's ant and humanoid): MJX runs more in a
+      `jax.lax.while_loop`, which reverse-mode autodiff refuses, so the switch raises a
+      `ValueError` for them.
 
     `info` also holds `"discount"` (`float32`, 0 on termination), `"terminated"`,
     `"truncated"` and brax's `"metrics"` dict from before the reset.
@@ -115,6 +125,8 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
     - `episode_length`: time limit in brax steps (default 1000), a positive int.
     - `action_repeat`: brax steps per agent step (default 1), a positive int.
     - `fresh_reset`: draw a new initial state at every episode end (default `False`, see above).
+    - `physics_gradient`: let derivatives flow through the simulator (default `False`, see
+      above).
     - `**env_kwargs`: passed on to the brax environment's constructor.
 
     Sizes come from `jax.eval_shape` of brax's `reset`, computed once on first use; brax's own
@@ -131,6 +143,7 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
         episode_length: int = 1000,
         action_repeat: int = 1,
         fresh_reset: bool = False,
+        physics_gradient: bool = False,
         **env_kwargs: Any,
     ):
         super().__init__()
@@ -146,9 +159,31 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
         self.episode_length = episode_length
         self.action_repeat = action_repeat
         self.fresh_reset = fresh_reset
+        self._transition_gradients_enabled = physics_gradient
         self.brax_env = brax.envs.get_environment(name, backend=backend, **env_kwargs)
         self._obs_size: int | None = None
         self._action_size: int | None = None
+        if physics_gradient:
+            self._check_differentiable()
+
+    def _check_differentiable(self) -> None:
+        """Raise a `ValueError` if reverse-mode autodiff cannot go through this simulator."""
+        system = getattr(self.brax_env, "sys", None)  # `fast` has none
+        if self.backend != "mjx" or system is None or int(system.opt.iterations) == 1:
+            return
+        raise ValueError(
+            f"physics_gradient cannot differentiate brax:{self.brax_name} on mjx: MuJoCo MJX's "
+            f"constraint solver runs its {int(system.opt.iterations)} iterations in a "
+            "jax.lax.while_loop, which reverse-mode autodiff does not support (a model with "
+            "opt.iterations == 1, such as brax's ant and humanoid on mjx, skips the loop); use "
+            "backend 'spring', 'positional' or 'generalized', or physics_gradient=False"
+        )
+
+    def with_transition_gradients(self) -> "BraxEnv":
+        """A copy with `physics_gradient` on (gymnax's switch). **Raises:** `ValueError` where
+        the simulator cannot be differentiated (see `physics_gradient`)."""
+        self._check_differentiable()
+        return super().with_transition_gradients()
 
     # ---------------------------------------------------------------- sizes and spaces
 
@@ -170,6 +205,12 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
         if self._action_size is None:
             self._action_size = int(self.brax_env.action_size)
         return self._action_size
+
+    @property
+    def physics_gradient(self) -> bool:
+        """Whether derivatives flow through the simulator (gymnax's
+        `transition_gradients_enabled`)."""
+        return self.transition_gradients_enabled
 
     @property
     def name(self) -> str:
@@ -198,8 +239,12 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
 
     # ---------------------------------------------------------------- dynamics
 
+    def _simulated(self, outputs: Any) -> Any:
+        """The simulator's `outputs`, detached unless `physics_gradient`."""
+        return outputs if self.physics_gradient else jax.lax.stop_gradient(outputs)
+
     def _brax_reset(self, key: PRNGKeyArray) -> brax.envs.State:
-        return _strong(self.brax_env.reset(key))
+        return self._simulated(_strong(self.brax_env.reset(key)))
 
     def reset_env(
         self, key: PRNGKeyArray, params: BraxEnvParams
@@ -214,8 +259,7 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
             brax_state=brax_state,
             initial_state=None if self.fresh_reset else _copy(brax_state),
         )
-        obs, state = self._apply_transition_gradient_policy(brax_state.obs, state)
-        return obs, state
+        return brax_state.obs, state
 
     def _brax_step(
         self, brax_state: brax.envs.State, action: Float[Array, " action_size"]
@@ -225,7 +269,7 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
         def one(s):
             # brax steps may update `metrics`/`info` dicts in place (hopper does): hand them a
             # copy of every container so `s` itself stays untouched.
-            return _cast_like(self.brax_env.step(_copy(s), action), s)
+            return self._simulated(_cast_like(self.brax_env.step(_copy(s), action), s))
 
         if self.action_repeat == 1:
             new = one(brax_state)
@@ -297,15 +341,13 @@ class BraxEnv(environment.Environment[BraxEnvState, BraxEnvParams]):
         current = state_st.brax_state
         if self.fresh_reset:
             brax_state = jax.lax.cond(
-                done, lambda: _cast_like(self.brax_env.reset(key), current), lambda: current
+                done, lambda: _cast_like(self._brax_reset(key), current), lambda: current
             )
         else:
             brax_state = tree_select(done, state.initial_state, current)
         state = state_st.replace(
             time=jnp.where(done, jnp.int32(0), state_st.time), brax_state=brax_state
         )
-        obs, state = self._apply_transition_gradient_policy(brax_state.obs, state)
-        final_obs, _ = self._apply_transition_gradient_policy(obs_st, None)
         info = {**info, "terminated": terminated, "truncated": truncated}
-        info["final_observation"] = final_obs
-        return obs, state, reward, terminated, truncated, info
+        info["final_observation"] = obs_st
+        return brax_state.obs, state, reward, terminated, truncated, info

@@ -47,7 +47,8 @@ def make(name: str, *, episode_length: int | None = None, **kwargs) -> Environme
       column 2, ±1 when the ball reaches the bottom row after 9 steps);
     - any gymnax env (`"CartPole-v1"`, `"Breakout-MinAtar"`, …; kwargs go to its constructor);
     - brax envs as `"brax:<name>"` (kwargs: `backend` (default `"spring"`), `action_repeat`,
-      `fresh_reset`, brax env kwargs), loaded lazily: `import l2orl` never imports brax.
+      `fresh_reset`, `physics_gradient` (default `False`: derivatives stop at the simulator),
+      brax env kwargs), loaded lazily: `import l2orl` never imports brax.
 
     Every env auto-resets and reports termination and time-limit truncation apart.
     `episode_length` overrides the env's time limit.

@@ -93,7 +93,7 @@ ENV_FAMILIES: tuple[EnvFamily, ...] = (
         lambda: tuple(f"brax:{n}" for n in BRAX_ENVS),
         _make_brax,
         _brax_learner,
-        ("backend", "action_repeat", "fresh_reset", "episode_length"),
+        ("backend", "action_repeat", "fresh_reset", "physics_gradient", "episode_length"),
     ),
 )
 """The environment families, searched in order: the LPG gridworlds, `"Catch"` (gymnax's
