@@ -43,3 +43,6 @@ class QuadraticLearner(l2orl.AbstractLearner):
 
     def env_steps_per_update(self):
         return 1
+
+    def optimizer_updates_per_step(self):
+        return 1

@@ -25,6 +25,13 @@ def _catch_task(n_agents: int) -> l2orl.MetaTask:
     return l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(n_agents, 1000))
 
 
+def _ppo_task(n_agents: int) -> l2orl.MetaTask:
+    learner = rl.PPO(n_envs=2, rollout_length=4, n_epochs=2, n_minibatches=2, network=SMALL_NET)
+    return l2orl.MetaTask(
+        "cartpole", learner, rl.make("CartPole-v1"), l2orl.Pipeline(n_agents, 1000)
+    )
+
+
 def _estimate(estimator, optimizer, task, length, max_length, key=KEY, agents=None):
     if agents is None:
         agents = l2orl.MetaTrainer(optimizer, (task,)).init(KEY).agents[0]
@@ -57,7 +64,11 @@ CASES = {
     "optim4rl-quadratic": lambda: (l2orl.optim4rl(0.1), _quadratic_task(4, dim=6), 3, 3),
     # Optim4RL on Catch A2C agents
     "optim4rl-catch": lambda: (l2orl.optim4rl(), _catch_task(4), 3, 3),
+    # Optim4RL on PPO agents, 4 optimizer updates per inner update (2 epochs of 2
+    # minibatches), 1 of 2 inner updates run
+    "optim4rl-ppo-masked": lambda: (l2orl.optim4rl(), _ppo_task(4), jnp.int32(1), 2),
 }
+RL_PPO = "optim4rl-ppo-masked"
 
 
 @pytest.mark.parametrize(
@@ -67,8 +78,8 @@ CASES = {
             case,
             chunk,
             id=f"{'all-agents' if chunk is None else 'chunks-of-2'}-{case}",
-            # Catch in chunks compiles the longest: in the slow tier
-            marks=[pytest.mark.slow] if case.endswith("catch") and chunk else [],
+            # the RL learners in chunks compile the longest: in the slow tier
+            marks=[pytest.mark.slow] if chunk and case in ("optim4rl-catch", RL_PPO) else [],
         )
         for case in sorted(CASES)
         for chunk in (None, 2)
@@ -164,6 +175,16 @@ def test_optimizers_outside_the_premise_are_refused(optimizer, message):
             optimizer(), (task,), estimator=l2orl.TruncatedBPTT(coordinate_fraction=0.5)
         )
     l2orl.MetaTrainer(optimizer(), (task,), estimator=l2orl.TruncatedBPTT())
+
+
+def test_an_env_with_transition_gradients_is_refused():
+    """A brax env with `physics_gradient` carries derivatives in its states, so the meta-loss
+    depends on the meta-parameters through more than `θ_K`: the coordinate route refuses."""
+    learner = rl.PPO(n_envs=1, rollout_length=2, n_epochs=1, n_minibatches=1, network=SMALL_NET)
+    env = rl.make("brax:fast", physics_gradient=True)
+    task = l2orl.MetaTask("fast", learner, env, l2orl.Pipeline(2, 1000))
+    with pytest.raises(ValueError, match=r"task 'fast'.* use coordinate_fraction=None"):
+        _estimate(l2orl.TruncatedBPTT(coordinate_fraction=0.5), l2orl.optim4rl(), task, 1, 1)
 
 
 @pytest.mark.parametrize(

@@ -170,11 +170,16 @@ def test_schedule_contract(schedule):
 @pytest.mark.parametrize(("learner", "env_name"), LEARNERS, ids=lambda x: type(x).__name__)
 def test_learner_contract(learner, env_name):
     """init → step through any optax transform → typed metrics; the agent keeps its
-    structure; `fresh_loss` is a finite scalar."""
+    structure; `fresh_loss` is a finite scalar; a step calls `tx.update` as often as
+    `optimizer_updates_per_step` says."""
     assert isinstance(learner, l2orl.AbstractLearner)
     env = None if env_name is None else rl.make(env_name)
     state = learner.init(env, KEY)
-    tx = optax.chain(optax.clip(1.0), optax.sgd(1e-2))  # learned ones: test_learners.py
+    counting = optax.GradientTransformation(
+        lambda params: jnp.zeros((), jnp.int32), lambda updates, n, params=None: (updates, n + 1)
+    )
+    # learned optimizers: test_learners.py
+    tx = optax.chain(optax.clip(1.0), optax.sgd(1e-2), counting)
     opt_state = tx.init(learner.params(state))
 
     @eqx.filter_jit
@@ -195,6 +200,7 @@ def test_learner_contract(learner, env_name):
     assert loss.shape == () and np.isfinite(float(loss))
     assert eqx.tree_equal(learner.params(after), learner.params(new_state))
     assert isinstance(learner.env_steps_per_update(), int) and learner.env_steps_per_update() > 0
+    assert int(new_opt_state[2]) == learner.optimizer_updates_per_step()
 
 
 # --- environments --------------------------------------------------------------------------

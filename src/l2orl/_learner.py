@@ -83,6 +83,11 @@ class AbstractLearner(eqx.Module):
     def env_steps_per_update(self) -> int:
         """Environment steps one `step` (or one `fresh_loss`) takes."""
 
+    @abc.abstractmethod
+    def optimizer_updates_per_step(self) -> int:
+        """How many times one `step` calls `tx.update` (the meta-gradient by coordinates
+        records and replays each call)."""
+
 
 def scan_updates(
     learner: AbstractLearner,

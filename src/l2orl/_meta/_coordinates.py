@@ -140,9 +140,23 @@ def sampled_meta_gradient(
     draws its own `stratified_sample` of `fraction` of the coordinates. `progress = (ages,
     lifetime)` gives the agents' updates their training proportion.
 
+    The record holds every optimizer update of the unroll:
+    `learner.optimizer_updates_per_step()` per inner update (PPO's epochs × minibatches).
+
     **Returns:** `((mean_loss, (learner, opt_state, summaries)), meta_gradient)`, as
     `eqx.filter_value_and_grad(..., has_aux=True)` of the unrolls would.
+
+    **Raises:** `ValueError` for an environment whose transitions carry gradient (a brax env
+    with `physics_gradient`): its states then carry derivatives into the meta-loss besides
+    `θ_K`.
     """
+    if getattr(task.env, "transition_gradients_enabled", False):
+        raise ValueError(
+            f"coordinate_fraction needs a meta-loss that depends on the meta-parameters only "
+            f"through the agents' parameters; task {task.name!r}'s environment passes "
+            "gradients through its transitions (physics_gradient), so its states carry them "
+            "too: use coordinate_fraction=None (autodiff through the unroll)"
+        )
     optimizer = eqx.combine(meta_params, static)
     one_agent = jax.tree.map(lambda x: x[0], task.learner.params(learner))
     sizes = tuple(int(x.size) for x in jax.tree.leaves(one_agent))
@@ -153,6 +167,7 @@ def sampled_meta_gradient(
     )
 
     ages, lifetime = (None, None) if progress is None else progress
+    per_step = task.learner.optimizer_updates_per_step()  # optimizer updates per inner update
 
     def forward(learner_state, agent_opt_state, key, age):
         sample = stratified_sample(jax.random.fold_in(key, 1), sizes, fraction)
@@ -168,7 +183,7 @@ def sampled_meta_gradient(
 
         m = sample.index.shape[0]
         record = jax.tree.map(
-            lambda s: jnp.zeros((max_length, *s.shape[:-1], m), s.dtype), inputs_shape
+            lambda s: jnp.zeros((max_length * per_step, *s.shape[:-1], m), s.dtype), inputs_shape
         )
         inner = task.optimizer_state(agent_opt_state)
         hidden = jax.tree.map(take, optimizer.hidden(inner))
@@ -192,7 +207,7 @@ def sampled_meta_gradient(
         (loss, state), d_state = eqx.filter_value_and_grad(score, has_aux=True)(state)
         d_theta = take(ravel(task.learner.params(d_state)))
         cotangent = d_theta * sample.weight * task.update_scale
-        replay = (record, hidden, cotangent, active)
+        replay = (record, hidden, cotangent, jnp.repeat(active, per_step))
         opt = task.with_optimizer_state(opt, inner)
         return loss, state, opt, summarize(metrics, active), replay
 

@@ -71,6 +71,10 @@ class A2C(AbstractActorCritic):
     ) -> Float[Array, ""]:
         return self.loss(network, state, trajectory, key)[0]
 
+    def optimizer_updates_per_step(self) -> int:
+        """1: one update per rollout."""
+        return 1
+
     def step(
         self,
         env,

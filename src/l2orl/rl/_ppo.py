@@ -115,6 +115,10 @@ class PPO(AbstractActorCritic):
     ) -> Float[Array, ""]:
         return self.loss(network, state, self._batch(state, trajectory), key)[0]
 
+    def optimizer_updates_per_step(self) -> int:
+        """`n_epochs · n_minibatches`: one update per minibatch."""
+        return self.n_epochs * self.n_minibatches
+
     def step(
         self,
         env,
