@@ -1,11 +1,13 @@
-"""Evolution strategies: fitness shaping of the ES estimators."""
+"""Evolution strategies: fitness shaping of the ES estimators, and evosax strategies."""
 
 import dataclasses
+import json
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import l2orl
@@ -162,3 +164,90 @@ def test_a_shaped_meta_step_with_diverged_agents_is_applied_and_they_persist():
         state = new
     assert bool(jnp.any(diverged[0])) and bool(jnp.all(diverged[1] >= diverged[0]))
 
+
+# --- evosax strategies ---------------------------------------------------------------------
+
+
+def _evosax(strategy, **kwargs):
+    options = {"optimizer": optax.adam(0.2)} if strategy == "Open_ES" else {}
+    settings = {"lifetime": 5, "population_size": 8, "std": 0.1, "strategy_options": options}
+    return l2orl.EvosaxES(toy_optimizer(), (toy_task(2),), strategy=strategy, **settings | kwargs)
+
+
+def _final_loss(optimizer, task, lifetime=5):
+    """The mean final-update loss of 16 held-out fresh toy agents trained by `optimizer`."""
+    keys = jax.random.split(jax.random.key(99), 16)
+    learner, opt_state = task.fresh_agents(optimizer, keys)
+    run = jax.vmap(
+        lambda s, o, k: l2orl.unroll(
+            optimizer, task, l2orl.LifetimeReturn(), s, o, lifetime, lifetime, k
+        )[0]
+    )
+    return float(jnp.mean(run(learner, opt_state, keys)))
+
+
+@pytest.mark.parametrize("strategy", ["Open_ES", "SNES", "CMA_ES"])
+def test_evosax_strategies_improve_the_toy_meta_objective_deterministically(strategy):
+    es = _evosax(strategy)
+    step = eqx.filter_jit(type(es).step)
+    runs = []
+    for _ in range(2):
+        state = es.init(KEY)
+        for _ in range(15):
+            state, metrics = step(es, state)
+        runs.append(state)
+    assert eqx.tree_equal(runs[0], runs[1])  # a function of the seed alone
+    assert type(runs[0]) is l2orl.EvosaxState and int(runs[0].meta_step) == 15
+    assert int(runs[0].skipped) == 0 and float(metrics["diverged"]) == 0
+    # 2 agents x 8 members x 5 updates, one env-step each
+    assert float(metrics["env_steps"]) == 80 and np.isfinite(float(metrics["toy/late_return"]))
+    task = es.tasks[0]
+    before, after = _final_loss(es.optimizer, task), _final_loss(es.optimizer_at(state), task)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_evosax_shaping_keeps_a_generation_with_diverged_members():
+    """σ = 6 over 24 updates: some members blow up. Unshaped, OpenES's mean turns NaN and the
+    generation is skipped; with centered ranks they rank worst and it is applied."""
+    shaped = _evosax("Open_ES", std=6.0, lifetime=24, fitness_shaping="centered_ranks")
+    unshaped = _evosax("Open_ES", std=6.0, lifetime=24, fitness_shaping="none")
+    for es, skipped in ((shaped, 0), (unshaped, 1)):
+        state = es.init(KEY)
+        new, metrics = eqx.filter_jit(type(es).step)(es, state)
+        assert float(metrics["diverged"]) > 0 and int(new.skipped) == skipped
+        mean = _flat(es.optimizer_at(new))
+        assert bool(jnp.all(jnp.isfinite(mean)))
+        assert bool(jnp.any(mean != _flat(es.optimizer))) == (skipped == 0)
+        assert np.isfinite(float(metrics["meta_loss"]))  # the finite members' mean
+
+
+@pytest.mark.slow  # three runs, each compiling its generation
+def test_evosax_run_checkpoints_and_resumes_to_the_same_state(tmp_path):
+    es = _evosax("SNES")
+    whole = es.run(4, tmp_path / "whole", checkpoint_every=2, progress=False)
+    es.run(2, tmp_path / "resumed", progress=False)
+    resumed = es.run(4, tmp_path / "resumed", progress=False)
+    assert eqx.tree_equal(whole, resumed) and int(resumed.meta_step) == 4
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["meta_step"] for line in lines] == [1, 2, 3, 4]
+    config = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert config["strategy"] == "SNES" and config["tasks"][0]["name"] == "toy"
+    saved = l2orl.load(tmp_path / "whole" / "optimizer.l2o")
+    assert eqx.tree_equal(saved, es.optimizer_at(whole))
+    with pytest.raises(ValueError, match="population_size: 8 in the folder, 16 now"):
+        _evosax("SNES", population_size=16).run(4, tmp_path / "whole", progress=False)
+
+
+def test_evosax_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"unknown evosax strategy 'CMA'; expected .*'CMA_ES'"):
+        _evosax("CMA")
+    with pytest.raises(ValueError, match="unknown evosax strategy 'SimpleGA'"):
+        _evosax("SimpleGA")  # population-based: no mean to be the learned optimizer
+    with pytest.raises(ValueError, match="Open_ES refused population_size=7"):
+        _evosax("Open_ES", population_size=7)  # antithetic pairs
+    with pytest.raises(ValueError, match="GradientlessDescent has no initial standard dev"):
+        _evosax("GradientlessDescent")
+    with pytest.raises(ValueError, match="fitness_shaping must be one of"):
+        _evosax("SNES", fitness_shaping="ranks")
+    with pytest.raises(ValueError, match="lifetime must be a positive int, got 0"):
+        _evosax("SNES", lifetime=0)

@@ -66,6 +66,8 @@ from ._meta import (
     ConstantTruncation as ConstantTruncation,
     CurriculumTruncation as CurriculumTruncation,
     EstimateMetrics as EstimateMetrics,
+    EvosaxES as EvosaxES,
+    EvosaxState as EvosaxState,
     FullES as FullES,
     LifetimeReturn as LifetimeReturn,
     LogUniformTruncation as LogUniformTruncation,

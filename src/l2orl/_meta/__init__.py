@@ -10,6 +10,7 @@ from ._estimators import (
     TruncatedBPTT as TruncatedBPTT,
     TruncatedES as TruncatedES,
 )
+from ._evosax import EvosaxES as EvosaxES, EvosaxState as EvosaxState
 from ._losses import (
     META_LOSSES as META_LOSSES,
     AbstractMetaLoss as AbstractMetaLoss,

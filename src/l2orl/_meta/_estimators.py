@@ -5,7 +5,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PyTree
+from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
 from .._custom_types import Metrics, PRNGKey
 from .._learner import UpdateMetrics, mean_return
@@ -335,6 +335,34 @@ def _es_gradient(
     return jax.tree.map(lambda d: jnp.tensordot(scale, d, axes=1) / n, directions)
 
 
+def lifetime_losses(
+    candidates: PyTree,
+    static: PyTree,
+    task: MetaTask,
+    meta_loss: AbstractMetaLoss,
+    fresh: tuple[PyTree, PyTree],
+    keys: Key[Array, " m"],
+    lifetime: int,
+) -> tuple[Float[Array, " m"], UpdateMetrics]:
+    """Whole lifetimes ([`l2orl.FullES`][]'s evaluation, shared with [`l2orl.EvosaxES`][]):
+    fresh agent `i` (`fresh`: learner and optimizer states, leading axis `m`) trained for
+    `lifetime` inner updates, with key `keys[i]`, by the optimizer whose meta-parameters are
+    `candidates[i]` (leading axis `m`; the rest of the optimizer is `static`), then scored by
+    `meta_loss`.
+
+    **Returns:** `(losses, summaries)`, one per lifetime (see `summarize`)."""
+    length = jnp.asarray(lifetime, jnp.int32)
+
+    def one(params, learner, opt_state, key):
+        optimizer = eqx.combine(params, static)
+        loss, _, _, summary = unroll(
+            optimizer, task, meta_loss, learner, opt_state, length, lifetime, key
+        )
+        return loss, summary
+
+    return jax.vmap(one)(candidates, *fresh, keys)
+
+
 class TruncatedES(AbstractStatelessEstimator):
     """Antithetic evolution strategies over each truncated unroll (one noise pair per agent):
     `ĝ = mean_j (F⁺_j - F⁻_j)·ε_j / (2σ²)`, `ε_j ~ N(0, σ²)`, where `F±_j` are the losses
@@ -477,23 +505,14 @@ class FullES(AbstractStatelessEstimator):
         n = task.pipeline.n_agents
         fresh = task.fresh_agents(optimizer, jax.random.split(k_init, n))
         eps = _noise(meta_params, k_eps, n, self.std)
-        lifetime = jnp.asarray(self.lifetime, jnp.int32)
-        lp, lm, _, _, metrics = _antithetic(
-            meta_params,
-            static,
-            task,
-            meta_loss,
-            fresh,
-            fresh,
-            eps,
-            lifetime,
-            self.lifetime,
-            jax.random.split(k_run, n),
-        )
+        keys = jax.random.split(k_run, n)
+        plus, minus = (jax.tree.map(op, meta_params, eps) for op in (jnp.add, jnp.subtract))
+        args = (static, task, meta_loss, fresh, keys, self.lifetime)
+        lp, metrics = lifetime_losses(plus, *args)
+        lm, _ = lifetime_losses(minus, *args)
         grad = _es_gradient(lp, lm, eps, self.std, self.fitness_shaping)
-        metrics = _es_metrics(
-            lp, lm, jnp.zeros(n, jnp.int32), lifetime, metrics, self.fitness_shaping
-        )
+        ages = jnp.zeros(n, jnp.int32)
+        metrics = _es_metrics(lp, lm, ages, self.lifetime, metrics, self.fitness_shaping)
         return grad, agents, state, metrics
 
 

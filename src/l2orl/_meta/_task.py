@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Int, Key, PyTree
 
+from .._checkpoint import describe
 from .._custom_types import PRNGKey
 from .._learner import AbstractLearner
 from .._lopt import AbstractLearnedOptimizer
@@ -81,6 +82,18 @@ class MetaTask(eqx.Module):
     def env_steps_per_update(self) -> int:
         """Environment steps one agent takes per inner update (one rollout)."""
         return self.learner.env_steps_per_update()
+
+    def config(self) -> dict:
+        """The task as a run's `config.json` records it: name, env, and the module trees of
+        its learner and pipeline, with its settings."""
+        return {
+            "name": self.name,
+            "env": getattr(self.env, "name", type(self.env).__name__),
+            "learner": describe(self.learner),
+            "pipeline": describe(self.pipeline),
+            "grad_clip": self.grad_clip,
+            "update_scale": self.update_scale,
+        }
 
 
 class AgentsState(eqx.Module):

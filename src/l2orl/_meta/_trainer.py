@@ -204,17 +204,7 @@ class MetaTrainer(eqx.Module):
         """The run's configuration as JSON: the optimizer's module tree and every setting."""
         return {
             "optimizer": describe(self.optimizer),
-            "tasks": [
-                {
-                    "name": t.name,
-                    "env": getattr(t.env, "name", type(t.env).__name__),
-                    "learner": describe(t.learner),
-                    "pipeline": describe(t.pipeline),
-                    "grad_clip": t.grad_clip,
-                    "update_scale": t.update_scale,
-                }
-                for t in self.tasks
-            ],
+            "tasks": [t.config() for t in self.tasks],
             "estimator": describe(self.estimator),
             "meta_loss": describe(self.meta_loss),
             "schedule": describe(self.schedule),
