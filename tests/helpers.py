@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 import l2orl
 import l2orl.rl as rl
@@ -41,6 +42,8 @@ PREPROCESSORS = [
     l2orl.RMSNormalize(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,)))),
     l2orl.Concatenate(l2orl.Identity(), l2orl.Square(), l2orl.TimeFeatures()),
     l2orl.AdafacFeatures(),
+    l2orl.ContextFeatures(),
+    l2orl.TensorFeatures(),
 ]
 
 
@@ -63,6 +66,7 @@ HEADS = [
     l2orl.ExpScaleHead(),
     l2orl.GainBiasHead(),
     l2orl.DirectionMagnitudeHead(),
+    l2orl.NoisyHead(l2orl.GainBiasHead()),
 ]
 
 
@@ -88,8 +92,36 @@ def _composed() -> list:
     ]
 
 
-OPTIMIZERS = [l2orl.optim4rl(), l2orl.l2lgd2(), l2orl.linear_optim(), l2orl.star(), *_composed()]
-OPTIMIZER_IDS = ["Optim4RL", "L2LGD2", "LinearOptim", "STAR", "LSTM-Optim4RL", "ODE", "MLP"]
+# The largest presets run every registry test in the slow tier (tests/test_context.py checks
+# them in the default suite).
+RICH_PRESETS = ("OPEN-like", "VeLO-like")
+
+
+def rich_in_slow_tier(name: str, value):
+    """`value` as a parameter that runs in the slow tier when `name` is a rich preset."""
+    return pytest.param(value, marks=pytest.mark.slow) if name in RICH_PRESETS else value
+
+
+OPTIMIZERS = [
+    l2orl.optim4rl(),
+    l2orl.l2lgd2(),
+    l2orl.linear_optim(),
+    l2orl.star(),
+    rich_in_slow_tier("OPEN-like", l2orl.open_like()),
+    rich_in_slow_tier("VeLO-like", l2orl.velo_like()),
+    *_composed(),
+]
+OPTIMIZER_IDS = [
+    "Optim4RL",
+    "L2LGD2",
+    "LinearOptim",
+    "STAR",
+    "OPEN-like",
+    "VeLO-like",
+    "LSTM-Optim4RL",
+    "ODE",
+    "MLP",
+]
 
 
 def ids(objects: list) -> list[str]:

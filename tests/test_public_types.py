@@ -114,7 +114,14 @@ def test_resolve_optimizer_by_preset_shipped_name_and_path(tmp_path):
 
 
 def test_presets_are_factories_of_general_classes():
-    assert set(l2orl.PRESETS) == {"Optim4RL", "L2LGD2", "LinearOptim", "STAR"}
+    assert set(l2orl.PRESETS) == {
+        "Optim4RL",
+        "L2LGD2",
+        "LinearOptim",
+        "STAR",
+        "OPEN-like",
+        "VeLO-like",
+    }
     star = l2orl.star(step_size=0.1)
     by_hand = l2orl.NominalStepOptimizer(star.branch, 0.1, 1e-3)
     assert by_hand == star
