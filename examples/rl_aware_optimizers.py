@@ -6,7 +6,7 @@
 All three are meta-trained the same way on Catch with PPO agents (so that every input of the
 OPEN-like optimizer is live: training proportion under a staggered pipeline, PPO's batch
 proportion, the ReLU torso's dormancy, tensor roles and depths, and its learned noise on the
-actor): 32 agents of 4 envs × 16 steps, 2 epochs of 2 minibatches per update, reset interval
+actor): 16 agents of 4 envs × 16 steps, 2 epochs of 2 minibatches per update, reset interval
 32, K = 4, meta-Adam 1e-3 with element-wise clip 1, 78 meta-steps. Optim4RL and OPEN-like use
 TBPTT by a sampled 1/16 of the coordinates; the VeLO-like hypernetwork, whose per-tensor state
 couples coordinates, uses autodiff TBPTT. Each meta-trained optimizer then trains PPO agents
@@ -42,7 +42,7 @@ def test_learner(smoke: bool) -> rl.PPO:
 
 
 def meta_train(name: str, seed: int, env, args) -> tuple[l2orl.AbstractLearnedOptimizer, dict]:
-    agents, interval, steps, unroll = (4, 2, 2, 1) if args.smoke else (32, 32, 78, 4)
+    agents, interval, steps, unroll = (4, 2, 2, 1) if args.smoke else (16, 32, 78, 4)
     optimizer = PRESETS[name](key=jax.random.key(seed))
     fraction = None if name == "VeLO-like" else 1 / 16
     task = l2orl.MetaTask(
