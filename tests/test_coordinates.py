@@ -183,8 +183,23 @@ def test_an_env_with_transition_gradients_is_refused():
     learner = rl.PPO(n_envs=1, rollout_length=2, n_epochs=1, n_minibatches=1, network=SMALL_NET)
     env = rl.make("brax:fast", physics_gradient=True)
     task = l2orl.MetaTask("fast", learner, env, l2orl.Pipeline(2, 1000))
+    optimizer, estimator = l2orl.optim4rl(), l2orl.TruncatedBPTT(coordinate_fraction=0.5)
+    agents = l2orl.MetaTrainer(optimizer, (task,)).state_shapes(KEY).agents[0]  # no compile
+
+    def estimate(agents):
+        return estimator.estimate(
+            optimizer=optimizer,
+            task=task,
+            meta_loss=l2orl.AgentLoss(),
+            agents=agents,
+            state=None,
+            length=1,
+            max_length=1,
+            key=KEY,
+        )
+
     with pytest.raises(ValueError, match=r"task 'fast'.* use coordinate_fraction=None"):
-        _estimate(l2orl.TruncatedBPTT(coordinate_fraction=0.5), l2orl.optim4rl(), task, 1, 1)
+        jax.eval_shape(estimate, agents)  # refused when traced, before any compile
 
 
 @pytest.mark.parametrize(
