@@ -13,6 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import l2orl.rl as rl
@@ -336,3 +337,53 @@ def test_mjx_refuses_the_physics_gradient_where_its_solver_loops():
         env.with_transition_gradients()
     assert rl.BraxEnv("ant", backend="mjx", physics_gradient=True).physics_gradient  # 1 iteration
 
+
+@pytest.mark.slow  # each backend compiles for minutes on a 2-core CPU
+@pytest.mark.parametrize("backend", ["positional", "generalized", "mjx"])
+def test_backend_steps_auto_resets_and_trains_ppo(backend):
+    """inverted_pendulum on each of brax's other physics backends: the gymnax 6-tuple, finite
+    observations and rewards, stable state types, auto-reset at the time limit, and a PPO
+    update."""
+    env = rl.make("brax:inverted_pendulum", backend=backend, episode_length=5)
+    assert env.backend == env.brax_env.backend == backend  # brax built that pipeline
+    params = env.default_params
+    obs0, state0 = env.reset(jax.random.key(0), params)
+    out = env.step(jax.random.key(1), state0, jnp.zeros((1,), jnp.float32), params)
+    assert len(out) == 6  # (obs, state, reward, terminated, truncated, info)
+    obs, state, reward, terminated, truncated, info = out
+    assert obs.shape == obs0.shape == (4,) and isinstance(state, BraxEnvState)
+    assert (reward.dtype, terminated.dtype, truncated.dtype) == (jnp.float32, jnp.bool_, jnp.bool_)
+    assert {"final_observation", "discount", "terminated", "truncated", "metrics"} <= set(info)
+
+    n_envs, n_steps = 4, 12
+    obs0, state0, state, traj = make_rollout(env, n_envs, n_steps)(jax.random.key(3))
+    obs, reward, terminated, truncated, final_obs, time = traj
+    assert leaf_types(state) == leaf_types(state0)
+    assert not any(weak for *_, weak in leaf_types(state0))
+    assert np.isfinite(obs).all() and np.isfinite(final_obs).all() and np.isfinite(reward).all()
+    np.testing.assert_array_equal(reward, 1.0)  # inverted_pendulum's alive reward
+    done = terminated | truncated
+    assert done.any() and not (terminated & truncated).any()
+    # `time` counts each episode's steps and restarts at 0 when one ends; truncation comes
+    # exactly at the 5-step limit, termination when the hinge angle passes 0.2 rad.
+    reached = np.concatenate([np.zeros((1, n_envs), np.int32), time[:-1]]) + 1
+    np.testing.assert_array_equal(time, np.where(done, 0, reached))
+    np.testing.assert_array_equal(truncated, (reached == 5) & ~terminated)
+    assert (np.abs(final_obs[terminated][:, 1]) > 0.2).all()
+    t_idx, env_idx = np.nonzero(done)
+    np.testing.assert_array_equal(obs[t_idx, env_idx], obs0[env_idx])  # auto-reset
+    np.testing.assert_array_equal(final_obs[~done], obs[~done])
+
+    ppo = rl.PPO(
+        n_envs=2,
+        rollout_length=4,
+        n_epochs=1,
+        n_minibatches=1,
+        network=rl.NetworkSpec("mlp", (8,)),
+    )
+    tx = optax.adam(1e-2)
+    learner = ppo.init(env, jax.random.key(4))
+    opt_state = tx.init(ppo.params(learner))
+    new, _, metrics = eqx.filter_jit(ppo.step)(env, learner, tx, opt_state, jax.random.key(5))
+    assert np.isfinite(float(metrics.loss)) and int(new.env_steps) == 8
+    assert not eqx.tree_equal(ppo.params(new), ppo.params(learner))
