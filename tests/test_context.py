@@ -204,3 +204,16 @@ def test_velo_like_starts_as_normalised_gradient_descent_and_refuses_the_coordin
         np.testing.assert_allclose(u, -0.1 * g / rms, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="coordinate"):
         l2orl.TruncatedBPTT(coordinate_fraction=0.5).check_optimizer(opt)
+
+
+def test_a_hand_built_hypernetwork_checks_its_tensor_cell():
+    pre = l2orl.Concatenate(l2orl.Identity(), l2orl.ParamValue())
+    with pytest.raises(ValueError, match=r"n_features=3 statistics .* n_out=5"):
+        l2orl.HypernetworkOptimizer(pre, l2orl.LSTMCell(2, 4, 5, key=KEY), bank_size=4, key=KEY)
+    opt = l2orl.HypernetworkOptimizer(
+        pre, l2orl.LSTMCell(3, 4, 5, key=KEY), bank_size=4, mlp_width=6, key=KEY
+    )
+    assert opt.w1.shape == (4, 2, 6) and opt.skip[:, 0, 0].tolist() == [1.0] * 4
+    state = opt.init(params_tree())
+    assert isinstance(state, l2orl.HypernetworkState)
+    assert all(h.shape[-1] == len(jax.tree.leaves(params_tree())) for h in jax.tree.leaves(state))

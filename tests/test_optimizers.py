@@ -132,6 +132,24 @@ def test_no_retrace_when_meta_parameters_change(opt):
     assert len(traces) == 1
 
 
+def test_transforms_of_optimizers_of_one_structure_compile_once():
+    """`as_optax()` is made of bound methods: a jitted loop taking the transform as an argument
+    traces once for every optimizer of the same structure (as `rl.compare` runs them)."""
+    params, traces = params_tree(), []
+    grads = grads_like(params)
+
+    @eqx.filter_jit
+    def step(tx, g, p):
+        traces.append(1)
+        return tx.update(g, tx.init(p), p)[0]
+
+    first = step(l2orl.optim4rl(key=jax.random.key(0)).as_optax(), grads, params)
+    second = step(l2orl.optim4rl(key=jax.random.key(1)).as_optax(), grads, params)
+    assert len(traces) == 1
+    pairs = zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True)
+    assert any(not jnp.array_equal(a, b) for a, b in pairs)
+
+
 def test_optim4rl_at_init_is_sign_descent():
     params = {"w": jnp.zeros((64, 32)), "b": jnp.zeros((32,))}
     grads = grads_like(params)

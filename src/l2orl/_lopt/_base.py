@@ -84,13 +84,16 @@ class AbstractLearnedOptimizer(eqx.Module):
     def as_optax(self) -> optax.GradientTransformationExtraArgs:
         """This optimizer as an optax transform (chain it, wrap it in `MultiSteps`, …). As
         optax's own transforms, it takes NumPy arrays too (flax serialization restores
-        states as NumPy arrays)."""
+        states as NumPy arrays). Its functions are this module's bound methods, pytrees
+        of the meta-parameters: two transforms of optimizers with the same structure trace
+        alike, so `jax.jit` compiles a training loop once for all of them."""
+        return optax.GradientTransformationExtraArgs(self.init, self._optax_update)
 
-        def update(updates, state, params=None, **extra_args):
-            updates, state, params = jax.tree.map(jnp.asarray, (updates, state, params))
-            return self.update(updates, state, params, **extra_args)
-
-        return optax.GradientTransformationExtraArgs(self.init, update)
+    def _optax_update(
+        self, updates: Updates, state: PyTree, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, PyTree]:
+        updates, state, params = jax.tree.map(jnp.asarray, (updates, state, params))
+        return self.update(updates, state, params, **extra_args)
 
     @property
     def n_meta_parameters(self) -> int:
