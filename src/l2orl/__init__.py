@@ -20,6 +20,7 @@ from ._checkpoint import (
     save as save,
     save_tree as save_tree,
 )
+from ._context import UpdateContext as UpdateContext, with_context as with_context
 from ._heads import (
     AbstractHead as AbstractHead,
     DirectionMagnitudeHead as DirectionMagnitudeHead,
@@ -27,6 +28,7 @@ from ._heads import (
     ExpScaleHead as ExpScaleHead,
     GainBiasHead as GainBiasHead,
     LinearHead as LinearHead,
+    NoisyHead as NoisyHead,
     SignExpHead as SignExpHead,
 )
 from ._learner import (
@@ -40,6 +42,8 @@ from ._lopt import (
     AbstractLearnedOptimizer as AbstractLearnedOptimizer,
     Branch as Branch,
     BranchState as BranchState,
+    HypernetworkOptimizer as HypernetworkOptimizer,
+    HypernetworkState as HypernetworkState,
     MomentRatioInputs as MomentRatioInputs,
     MomentRatioOptimizer as MomentRatioOptimizer,
     MomentRatioState as MomentRatioState,
@@ -47,8 +51,10 @@ from ._lopt import (
     PerCoordinateOptimizer as PerCoordinateOptimizer,
     l2lgd2 as l2lgd2,
     linear_optim as linear_optim,
+    open_like as open_like,
     optim4rl as optim4rl,
     star as star,
+    velo_like as velo_like,
 )
 from ._meta import (
     ESTIMATORS as ESTIMATORS,
@@ -92,12 +98,14 @@ from ._preprocess import (
     AdafacState as AdafacState,
     Clip as Clip,
     Concatenate as Concatenate,
+    ContextFeatures as ContextFeatures,
     Identity as Identity,
     Momentum as Momentum,
     ParamValue as ParamValue,
     RMSNormalize as RMSNormalize,
     SignLog as SignLog,
     Square as Square,
+    TensorFeatures as TensorFeatures,
     TimeFeatures as TimeFeatures,
     find_part as find_part,
 )

@@ -203,21 +203,32 @@ class TruncatedBPTT(AbstractStatelessEstimator):
                 f"agents_per_chunk={chunk} must divide task {task.name!r}'s {n} agents"
             )
 
-        def chunk_loss(params, learner, opt_state, keys):
+        lifetime = task.pipeline.lifetime(max_length)
+
+        def chunk_loss(params, learner, opt_state, keys, ages):
             optimizer = eqx.combine(params, static)
             run = jax.vmap(
-                lambda s, o, k: unroll(
-                    optimizer, task, meta_loss, s, o, length, max_length, k, self.remat
+                lambda s, o, k, a: unroll(
+                    optimizer,
+                    task,
+                    meta_loss,
+                    s,
+                    o,
+                    length,
+                    max_length,
+                    k,
+                    self.remat,
+                    (a, lifetime),
                 )
             )
-            losses, learner, opt_state, metrics = run(learner, opt_state, keys)
+            losses, learner, opt_state, metrics = run(learner, opt_state, keys, ages)
             return jnp.mean(losses), (learner, opt_state, metrics)
 
         if self.coordinate_fraction is None:
             chunk_grad = eqx.filter_value_and_grad(chunk_loss, has_aux=True)
         else:
 
-            def chunk_grad(params, learner, opt_state, keys):
+            def chunk_grad(params, learner, opt_state, keys, ages):
                 return sampled_meta_gradient(
                     params,
                     static,
@@ -229,12 +240,13 @@ class TruncatedBPTT(AbstractStatelessEstimator):
                     length,
                     max_length,
                     self.coordinate_fraction,
+                    (ages, lifetime),
                 )
 
         keys = jax.random.split(key, n)
         if chunk == n:
             (loss, (learner, opt_state, metrics)), grad = chunk_grad(
-                meta_params, agents.learner, agents.opt_state, keys
+                meta_params, agents.learner, agents.opt_state, keys, agents.age
             )
         else:
             # Agents as [block, chunk index, agent]: a block is one device's contiguous share
@@ -257,12 +269,12 @@ class TruncatedBPTT(AbstractStatelessEstimator):
                 total, agents_grid = carry
                 learner, opt_state = jax.tree.map(lambda x: take(x, c), agents_grid)
                 (loss, (*new, metrics)), grad = chunk_grad(
-                    meta_params, learner, opt_state, take(keys, c)
+                    meta_params, learner, opt_state, take(keys, c), take(ages, c)
                 )
                 agents_grid = jax.tree.map(lambda x, y: put(x, y, c), agents_grid, tuple(new))
                 return (jax.tree.map(jnp.add, total, grad), agents_grid), (loss, metrics)
 
-            keys = grid(keys)
+            keys, ages = grid(keys), grid(agents.age)
             zeros = jax.tree.map(jnp.zeros_like, meta_params)
             start = (zeros, jax.tree.map(grid, (agents.learner, agents.opt_state)))
             (total, agents_grid), (losses, metrics) = jax.lax.scan(
@@ -290,21 +302,25 @@ def _noise(meta_params: PyTree, key: PRNGKey, n: int, std: float) -> PyTree:
     )
 
 
-def _antithetic(meta_params, static, task, meta_loss, pos, neg, eps, length, max_length, keys):
-    """Both antithetic unrolls of every agent (same keys: common random numbers)."""
+def _antithetic(
+    meta_params, static, task, meta_loss, pos, neg, eps, length, max_length, keys, ages, lifetime
+):
+    """Both antithetic unrolls of every agent (same keys: common random numbers), the agents
+    `ages` updates old of a `lifetime`."""
 
-    def one(eps_j, pos_learner, pos_opt, neg_learner, neg_opt, key):
+    def one(eps_j, pos_learner, pos_opt, neg_learner, neg_opt, key, age):
         plus = eqx.combine(jax.tree.map(jnp.add, meta_params, eps_j), static)
         minus = eqx.combine(jax.tree.map(jnp.subtract, meta_params, eps_j), static)
+        progress = (age, lifetime)
         lp, pl, po, pm = unroll(
-            plus, task, meta_loss, pos_learner, pos_opt, length, max_length, key
+            plus, task, meta_loss, pos_learner, pos_opt, length, max_length, key, False, progress
         )
         lm, nl, no, _ = unroll(
-            minus, task, meta_loss, neg_learner, neg_opt, length, max_length, key
+            minus, task, meta_loss, neg_learner, neg_opt, length, max_length, key, False, progress
         )
         return lp, lm, (pl, po), (nl, no), pm
 
-    return jax.vmap(one)(eps, *pos, *neg, keys)
+    return jax.vmap(one)(eps, *pos, *neg, keys, ages)
 
 
 def _es_metrics(
@@ -356,7 +372,16 @@ def lifetime_losses(
     def one(params, learner, opt_state, key):
         optimizer = eqx.combine(params, static)
         loss, _, _, summary = unroll(
-            optimizer, task, meta_loss, learner, opt_state, length, lifetime, key
+            optimizer,
+            task,
+            meta_loss,
+            learner,
+            opt_state,
+            length,
+            lifetime,
+            key,
+            False,
+            (0, lifetime),
         )
         return loss, summary
 
@@ -407,6 +432,8 @@ class TruncatedES(AbstractStatelessEstimator):
             length,
             max_length,
             jax.random.split(k_run, n),
+            agents.age,
+            task.pipeline.lifetime(max_length),
         )
         grad = _es_gradient(lp, lm, eps, self.std, self.fitness_shaping)
         metrics = _es_metrics(lp, lm, agents.age, length, metrics, self.fitness_shaping)
@@ -474,6 +501,8 @@ class PES(AbstractEstimator):
             length,
             max_length,
             jax.random.split(k_run, n),
+            agents.age,
+            task.pipeline.lifetime(max_length),
         )
         grad = _es_gradient(lp, lm, accumulated, self.std, self.fitness_shaping)
         new_state = PESState(neg_learner, neg_opt, accumulated)

@@ -32,6 +32,7 @@ from ._networks import (
     ActorCritic as ActorCritic,
     ConvTorso as ConvTorso,
     MLPTorso as MLPTorso,
+    dormant_fraction as dormant_fraction,
 )
 from ._normalize import RunningMeanStd as RunningMeanStd
 from ._policies import (
