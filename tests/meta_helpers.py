@@ -15,10 +15,12 @@ class QuadraticState(eqx.Module):
 
 
 class QuadraticLearner(l2orl.AbstractLearner):
-    """Gradient steps on `½|x - target|²` with noise-free gradients; `fresh_loss` is the loss
-    and every update reports one "episode" of return `-loss`."""
+    """Gradient steps on `½|x - target|²` with noise-free gradients, `updates` of them (each
+    through `tx`) per `step`; `fresh_loss` is the loss and every step reports one "episode" of
+    return `-loss`, the loss before the step."""
 
     dim: int = eqx.field(static=True, default=4)
+    updates: int = eqx.field(static=True, default=1)
 
     def init(self, env, key):
         k1, k2 = jax.random.split(key)
@@ -33,10 +35,13 @@ class QuadraticLearner(l2orl.AbstractLearner):
         return 0.5 * jnp.sum(jnp.square(x - target))
 
     def step(self, env, state, tx, opt_state, key):
-        loss, g = jax.value_and_grad(self._loss)(state.x, state.target)
-        updates, opt_state = tx.update({"x": g}, opt_state, self.params(state))
+        loss = self._loss(state.x, state.target)
+        for _ in range(self.updates):
+            g = jax.grad(self._loss)(state.x, state.target)
+            updates, opt_state = tx.update({"x": g}, opt_state, self.params(state))
+            state = QuadraticState(state.x + updates["x"], state.target)
         metrics = l2orl.UpdateMetrics(loss=loss, return_sum=-loss, episodes=jnp.ones(()))
-        return QuadraticState(state.x + updates["x"], state.target), opt_state, metrics
+        return state, opt_state, metrics
 
     def fresh_loss(self, env, state, key):
         return self._loss(state.x, state.target), state
@@ -45,4 +50,4 @@ class QuadraticLearner(l2orl.AbstractLearner):
         return 1
 
     def optimizer_updates_per_step(self):
-        return 1
+        return self.updates

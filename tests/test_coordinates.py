@@ -14,9 +14,13 @@ from l2orl._meta._coordinates import stratified_sample
 from meta_helpers import QuadraticLearner
 
 
-def _quadratic_task(n_agents: int, dim: int = 4, **options) -> l2orl.MetaTask:
+def _quadratic_task(n_agents: int, dim: int = 4, updates: int = 1, **options) -> l2orl.MetaTask:
     return l2orl.MetaTask(
-        "quadratic", QuadraticLearner(dim), None, l2orl.Pipeline(n_agents, 1000), **options
+        "quadratic",
+        QuadraticLearner(dim, updates),
+        None,
+        l2orl.Pipeline(n_agents, 1000),
+        **options,
     )
 
 
@@ -26,7 +30,7 @@ def _catch_task(n_agents: int) -> l2orl.MetaTask:
 
 
 def _ppo_task(n_agents: int) -> l2orl.MetaTask:
-    learner = rl.PPO(n_envs=2, rollout_length=4, n_epochs=2, n_minibatches=2, network=SMALL_NET)
+    learner = rl.PPO(n_envs=2, rollout_length=4, n_epochs=1, n_minibatches=2, network=SMALL_NET)
     return l2orl.MetaTask(
         "cartpole", learner, rl.make("CartPole-v1"), l2orl.Pipeline(n_agents, 1000)
     )
@@ -62,10 +66,17 @@ CASES = {
     ),
     # Optim4RL's two GRUs on the quadratic
     "optim4rl-quadratic": lambda: (l2orl.optim4rl(0.1), _quadratic_task(4, dim=6), 3, 3),
+    # two optimizer updates per inner update (as PPO's minibatches), 1 of 2 inner updates run
+    "optim4rl-quadratic-2-per-step-masked": lambda: (
+        l2orl.optim4rl(0.1),
+        _quadratic_task(4, dim=6, updates=2),
+        jnp.int32(1),
+        2,
+    ),
     # Optim4RL on Catch A2C agents
     "optim4rl-catch": lambda: (l2orl.optim4rl(), _catch_task(4), 3, 3),
-    # Optim4RL on PPO agents, 4 optimizer updates per inner update (2 epochs of 2
-    # minibatches), 1 of 2 inner updates run
+    # Optim4RL on PPO agents, 2 optimizer updates per inner update (2 minibatches), 1 of 2
+    # inner updates run
     "optim4rl-ppo-masked": lambda: (l2orl.optim4rl(), _ppo_task(4), jnp.int32(1), 2),
 }
 RL_PPO = "optim4rl-ppo-masked"
@@ -78,8 +89,10 @@ RL_PPO = "optim4rl-ppo-masked"
             case,
             chunk,
             id=f"{'all-agents' if chunk is None else 'chunks-of-2'}-{case}",
-            # the RL learners in chunks compile the longest: in the slow tier
-            marks=[pytest.mark.slow] if chunk and case in ("optim4rl-catch", RL_PPO) else [],
+            # the RL learners compile the longest: Catch in chunks and PPO in the slow tier
+            marks=[pytest.mark.slow]
+            if case == RL_PPO or (chunk and case == "optim4rl-catch")
+            else [],
         )
         for case in sorted(CASES)
         for chunk in (None, 2)
