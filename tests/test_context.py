@@ -215,5 +215,5 @@ def test_a_hand_built_hypernetwork_checks_its_tensor_cell():
     )
     assert opt.w1.shape == (4, 2, 6) and opt.skip[:, 0, 0].tolist() == [1.0] * 4
     state = opt.init(params_tree())
-    assert isinstance(state, l2orl.HypernetworkState)
+    assert type(state) is l2orl.HypernetworkState
     assert all(h.shape[-1] == len(jax.tree.leaves(params_tree())) for h in jax.tree.leaves(state))

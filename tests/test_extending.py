@@ -31,7 +31,7 @@ class StepCounter(l2orl.AbstractPreprocessor):
     def init(self, params):
         return jnp.zeros((), jnp.int32)
 
-    def __call__(self, grads, state, params):
+    def __call__(self, grads, state, params, context=None):
         return jax.tree.map(
             lambda g: jnp.full((*g.shape, 1), state, jnp.float32), grads
         ), state + 1

@@ -90,8 +90,9 @@ class AbstractLearnedOptimizer(eqx.Module):
         return optax.GradientTransformationExtraArgs(self.init, self._optax_update)
 
     def _optax_update(
-        self, updates: Updates, state: PyTree, params: Params | None = None, **extra_args: Any
+        self, updates: Any, state: Any, params: Any = None, **extra_args: Any
     ) -> tuple[Updates, PyTree]:
+        """`update` on any array-likes (NumPy arrays included), as optax's transforms take."""
         updates, state, params = jax.tree.map(jnp.asarray, (updates, state, params))
         return self.update(updates, state, params, **extra_args)
 

@@ -36,7 +36,8 @@ class AbstractPreprocessor(eqx.Module):
     ) -> tuple[Features, PreprocessorState]:
         """**Arguments:** `grads` and `params` (or `None`), pytrees with leaves of shape
         `shape`; `state`; the update's [`l2orl.UpdateContext`][] (`None` outside an RL loop;
-        only preprocessors of the loop's facts read it, composites pass it on).
+        only preprocessors of the loop's facts read it, composites pass it on; every
+        implementation takes it, as optax's extra-args transforms take `**extra_args`).
 
         **Returns:** `(features, state)`, `features` leaves of shape `(*shape, n_features)`.
         """
