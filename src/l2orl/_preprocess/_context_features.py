@@ -51,12 +51,12 @@ class ContextFeatures(AbstractPreprocessor):
         else:
             dormancy = treedef.flatten_up_to(context.dormancy)
 
+        shared = {
+            name: context.scalar(name) for name in ("training_proportion", "batch_proportion")
+        }
+
         def leaf_features(g, dormant):
-            values = {
-                "training_proportion": context.scalar("training_proportion"),
-                "batch_proportion": context.scalar("batch_proportion"),
-                "dormancy": jnp.asarray(dormant, jnp.float32),
-            }
+            values = {**shared, "dormancy": jnp.asarray(dormant, jnp.float32)}
             row = jnp.stack([values[name] for name in self.names])
             return jnp.broadcast_to(row, (*jnp.shape(g), len(self.names)))
 
