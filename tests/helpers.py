@@ -40,6 +40,8 @@ PREPROCESSORS = [
     l2orl.Momentum((0.5, 0.9)),
     l2orl.TimeFeatures((1.0, 10.0)),
     l2orl.RMSNormalize(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,)))),
+    l2orl.ScaleFree(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,)))),
+    l2orl.ScaleFree(l2orl.Square(), degree=2),
     l2orl.Concatenate(l2orl.Identity(), l2orl.Square(), l2orl.TimeFeatures()),
     l2orl.AdafacFeatures(),
     l2orl.ContextFeatures(),
@@ -104,6 +106,7 @@ def rich_in_slow_tier(name: str, value):
 
 OPTIMIZERS = [
     l2orl.optim4rl(),
+    l2orl.optim4rl_scale_free(),
     l2orl.l2lgd2(),
     l2orl.linear_optim(),
     l2orl.star(),
@@ -113,6 +116,7 @@ OPTIMIZERS = [
 ]
 OPTIMIZER_IDS = [
     "Optim4RL",
+    "Optim4RL-scale-free",
     "L2LGD2",
     "LinearOptim",
     "STAR",
@@ -170,7 +174,22 @@ ESTIMATOR_IDS = [
     "FullES-ranks",
 ]
 
-META_LOSSES = [l2orl.AgentLoss(), l2orl.UnrollReturn(), l2orl.LifetimeReturn(0.5)]
+META_LOSSES = [
+    l2orl.AgentLoss(),
+    l2orl.UnrollReturn(),
+    l2orl.LifetimeReturn(0.5),
+    l2orl.FreshRolloutLoss(4),
+]
+
+
+def meta_loss_task(meta_loss: l2orl.AbstractMetaLoss) -> l2orl.MetaTask:
+    """A one-agent task `meta_loss` can score: the toy, or Catch where it needs an
+    actor-critic learner."""
+    if not isinstance(meta_loss, l2orl.FreshRolloutLoss):
+        return toy_task(1)
+    learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
+    return l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(1, 1000))
+
 
 SCHEDULES = [
     l2orl.ConstantTruncation(3),

@@ -92,10 +92,12 @@ def test_iqm_and_bootstrap_ci():
 
 
 def test_final_returns_need_finished_episodes():
-    curves = np.asarray([[0.0, np.nan, 1.0, 3.0], [1.0, 1.0, np.nan, np.nan]])
+    curves = np.asarray([[0.0, np.nan, 1.0, 3.0], [1.0, 5.0, np.nan, np.nan]])
+    # The second run finished none in its last half: its most recent finished update counts.
+    np.testing.assert_allclose(rl.final_returns(curves, 0.5), [2.0, 5.0])
+    np.testing.assert_allclose(rl.final_returns(curves, 0.25), [3.0, 5.0])
     with pytest.raises(ValueError, match="finished no episode"):
-        rl.final_returns(curves, 0.5)
-    np.testing.assert_allclose(rl.final_returns(curves[:1], 0.5), [2.0])
+        rl.final_returns(np.asarray([[np.nan, np.nan]]), 0.5)
 
 
 def test_evaluate_compares_optimizers(tmp_path, monkeypatch, capsys):

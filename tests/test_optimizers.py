@@ -19,6 +19,8 @@ def _shapes_dtypes(tree):
 
 def test_preset_meta_parameter_counts():
     assert l2orl.optim4rl().n_meta_parameters == 514
+    # GRU 2→8 (272) + readout 9, and Optim4RL's v-branch (257)
+    assert l2orl.optim4rl_scale_free().n_meta_parameters == 538
     assert l2orl.l2lgd2().n_meta_parameters == 281
     assert l2orl.linear_optim().n_meta_parameters == 275
     assert l2orl.star().n_meta_parameters == 207  # MLP 39→4→4→4 (200) + 7 decay offsets
@@ -164,6 +166,37 @@ def test_optim4rl_at_init_is_sign_descent():
         ratio = jnp.log(jnp.abs(u) / alpha)
         assert jnp.max(jnp.abs(ratio)) < 1.0
         assert abs(float(jnp.mean(ratio))) < 0.5
+
+
+def _shifted(opt, delta: float):
+    return jax.tree.map(lambda x: x + delta if eqx.is_inexact_array(x) else x, opt)
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 1e2])
+def test_scale_free_optim4rl_is_sign_descent_at_init_and_scale_free(scale):
+    """Untrained, it steps α·sign(g) at any scale; other weights keep the update unchanged
+    when every gradient is multiplied by a constant, and no step exceeds `max_step·α`."""
+    params = {"w": jnp.zeros((8, 4)), "b": jnp.zeros((4,))}
+    stream = [grads_like(params, i + 3) for i in range(4)]
+    untrained = l2orl.optim4rl_scale_free(step_size=1e-3)
+
+    def updates(opt, s):
+        state, out = opt.init(params), []
+        for g in stream:
+            u, state = opt.update(jax.tree.map(lambda x: s * x, g), state, params)
+            out.extend(jax.tree.leaves(u))
+        return out
+
+    for u, g in zip(updates(untrained, scale)[::2], stream, strict=True):
+        np.testing.assert_allclose(u, -1e-3 * jnp.sign(g["b"]), rtol=1e-5)
+    other = _shifted(untrained, -0.3)
+    assert not np.allclose(updates(other, 1.0)[1], updates(untrained, 1.0)[1])
+    for a, b in zip(updates(other, scale), updates(other, 1.0), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3)
+    larger = _shifted(untrained, 0.3)
+    unbounded = _shifted(l2orl.optim4rl_scale_free(step_size=1e-3, max_step=None), 0.3)
+    assert max(float(jnp.max(jnp.abs(u))) for u in updates(larger, scale)) <= 1e-3 * (1 + 1e-6)
+    assert max(float(jnp.max(jnp.abs(u))) for u in updates(unbounded, scale)) > 1.5e-3
 
 
 def test_moment_ratio_equation():

@@ -101,6 +101,28 @@ def test_rms_normalize_gives_unit_second_moment_per_tensor():
     )
 
 
+def test_scale_free_features_do_not_change_with_the_gradient_scale():
+    pre = l2orl.ScaleFree(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,))))
+    square = l2orl.ScaleFree(l2orl.Square(), degree=2)
+    stream = jax.random.normal(jax.random.key(0), (5, 3, 4))
+
+    def run(p, scale):
+        state, out = p.init({"w": jnp.zeros((3, 4))}), []
+        for g in stream:
+            features, state = p({"w": scale * g}, state, None)
+            out.append(features["w"])
+        return jnp.stack(out)
+
+    for p in (pre, square):
+        np.testing.assert_allclose(run(p, 1e-4), run(p, 1.0), rtol=1e-4)
+        np.testing.assert_allclose(run(p, 1e3), run(p, 1.0), rtol=1e-4)
+    # Bias-corrected: the first step's normalised gradient is its sign, and Adam's m/√v̂.
+    first = run(pre, 1.0)[0]
+    np.testing.assert_allclose(first[..., 0], jnp.sign(stream[0]), rtol=1e-4)
+    np.testing.assert_allclose(first[..., 1], 0.1 * jnp.sign(stream[0]), rtol=1e-4)
+    np.testing.assert_allclose(run(square, 1.0)[0][..., 0], 1.0, rtol=1e-4)
+
+
 def test_time_features_count_steps():
     pre = l2orl.TimeFeatures((1.0, 10.0), offset=1.0)
     params = {"x": jnp.zeros((3,))}
@@ -163,6 +185,8 @@ def test_adafac_features_first_step_values():
         (lambda: l2orl.Momentum((0.9, 1.0)), r"\[0, 1\)"),
         (lambda: l2orl.TimeFeatures((1.0, 0.0)), "TimeFeatures timescale must be a positive"),
         (lambda: l2orl.TimeFeatures(()), "at least one timescale"),
+        (lambda: l2orl.ScaleFree(degree=3), "ScaleFree degree must be 1 or 2, got 3"),
+        (lambda: l2orl.ScaleFree(decay=1.0), r"ScaleFree decay must be in \(0, 1\), got 1.0"),
         (lambda: l2orl.Concatenate(), "at least one"),
         (lambda: l2orl.AdafacFeatures((0.9,), 0.999, (0.9, 0.99)), "as many momentum"),
     ],

@@ -19,6 +19,7 @@ from helpers import (
     META_LOSSES,
     SCHEDULES,
     ids,
+    meta_loss_task,
     toy_optimizer,
     toy_task,
 )
@@ -119,11 +120,13 @@ def test_estimator_meta_step_compiles_once(estimator, meta_loss, ages):
 def test_meta_loss_contract(meta_loss):
     """A finite scalar after an unroll, the agent's structure kept, a gradient to the
     meta-parameters exactly when it says it is differentiable."""
-    task = toy_task(1)
+    task = meta_loss_task(meta_loss)
     optimizer = toy_optimizer()
-    learner = task.learner.init(None, KEY)
+    learner = task.learner.init(task.env, KEY)
     opt_state = task.transform(optimizer).init(task.learner.params(learner))
     assert isinstance(meta_loss.rollouts_per_unroll, int) and meta_loss.rollouts_per_unroll >= 0
+    steps = meta_loss.env_steps(task.learner)
+    assert (isinstance(steps, int) and steps >= meta_loss.rollouts_per_unroll > 0) or steps == 0
 
     def loss(params):
         run = l2orl.unroll(

@@ -19,6 +19,7 @@ from ._presets import (
     linear_optim as linear_optim,
     open_like as open_like,
     optim4rl as optim4rl,
+    optim4rl_scale_free as optim4rl_scale_free,
     star as star,
     velo_like as velo_like,
 )

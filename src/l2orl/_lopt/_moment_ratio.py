@@ -2,6 +2,7 @@ from typing import NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from .._context import UpdateContext
@@ -35,8 +36,12 @@ class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
     `ExpHead` on `v` the update is `-α·sign(g)·exp(o1 - o2/2)` (for `ε ≪ v`): the direction is
     fixed to `-sign(g)` and the networks choose only the step size, an Adam-like bias.
 
+    With `max_step`, each coordinate's step is at most `max_step·α`:
+    `Δθ = -α·clip(m·rsqrt(v + ε), ±max_step)` (Adam's steps are bounded by about `α` too), so
+    meta-training shapes the response below that bound and cannot inflate the global step.
+
     **Arguments:** `m_branch`, `v_branch`, `step_size` `α > 0` (default 1e-3), `eps`
-    (default 1e-8), `stop_gradient_inputs` (default True).
+    (default 1e-8), `stop_gradient_inputs` (default True), `max_step` (default None: no bound).
     """
 
     m_branch: Branch
@@ -44,10 +49,12 @@ class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
     step_size: float = eqx.field(static=True, default=1e-3)
     eps: float = eqx.field(static=True, default=1e-8)
     stop_gradient_inputs: bool = eqx.field(static=True, default=True)
+    max_step: float | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         check_positive("step_size", self.step_size)
         check_positive("eps", self.eps)
+        check_positive("max_step", self.max_step, optional=True)
 
     def init(self, params: Params) -> MomentRatioState:
         check_params(params)
@@ -77,7 +84,10 @@ class MomentRatioOptimizer(AbstractCoordinatewiseOptimizer):
     ) -> tuple[Float[Array, " n"], tuple[PyTree, PyTree]]:
         m, m_hidden = self.m_branch.step(inputs.m_features, inputs.grads, hidden[0])
         v, v_hidden = self.v_branch.step(inputs.v_features, inputs.grads, hidden[1])
-        return -self.step_size * m * jax.lax.rsqrt(v + self.eps), (m_hidden, v_hidden)
+        ratio = m * jax.lax.rsqrt(v + self.eps)
+        if self.max_step is not None:
+            ratio = jnp.clip(ratio, -self.max_step, self.max_step)
+        return -self.step_size * ratio, (m_hidden, v_hidden)
 
     def hidden(self, state: MomentRatioState) -> tuple[PyTree, PyTree]:
         return state.m.hidden, state.v.hidden

@@ -30,6 +30,7 @@ from .._preprocess import (
     Momentum,
     ParamValue,
     RMSNormalize,
+    ScaleFree,
     SignLog,
     Square,
     TensorFeatures,
@@ -77,6 +78,55 @@ def optim4rl(
         eps=eps,
         stop_gradient_inputs=stop_gradient_inputs,
     )
+
+
+def optim4rl_scale_free(
+    step_size: float = 1e-3,
+    hidden_size: int = 8,
+    eps: float = 1e-8,
+    momentum: float = 0.9,
+    max_step: float | None = 1.0,
+    *,
+    stop_gradient_inputs: bool = True,
+    key: PRNGKey | None = None,
+) -> MomentRatioOptimizer:
+    """Optim4RL with scale-free inputs: the same two GRUs and `Δθ = -α·m·rsqrt(v + ε)`, but
+    each GRU reads the gradient normalised per coordinate by its running RMS
+    ([`l2orl.ScaleFree`][], `v̂` the bias-corrected mean of `g²` at 0.999):
+
+    - m-branch: `(g/√v̂, m/√v̂)`, `m` the momentum of `g` at `momentum` (Adam's direction);
+      `m = sign(g)·exp(o1)`;
+    - v-branch: `g²/v̂`; `v = exp(o2)`.
+
+    Multiplying all gradients by a constant leaves the update unchanged, so what is learned
+    at one gradient scale holds at every other: plain Optim4RL's GRUs read `g` and `g²`,
+    which vanish at small gradients, where it becomes sign descent. The readouts start at
+    zero, so the untrained optimizer is sign descent with step α at every scale, what plain
+    Optim4RL does at small gradients. Each step is at most `max_step·α` (see
+    [`l2orl.MomentRatioOptimizer`][]): meta-training on short unrolls otherwise inflates
+    the step far past what longer training tolerates. 538 meta-parameters at
+    `hidden_size=8`.
+
+    **Arguments:** `step_size` α (default 1e-3), `hidden_size` (8), `eps` (1e-8), `momentum`
+    (0.9), `max_step` (1.0; None for no bound), `stop_gradient_inputs` (default True), `key`
+    (default `jax.random.key(0)`).
+    """
+    k1, k2 = jax.random.split(_key(key))
+    m_inputs = ScaleFree(Concatenate(Identity(), Momentum((momentum,))))
+    optimizer = MomentRatioOptimizer(
+        m_branch=Branch(m_inputs, GRUCell(2, hidden_size, key=k1), SignExpHead()),
+        v_branch=Branch(ScaleFree(Square(), degree=2), GRUCell(1, hidden_size, key=k2), ExpHead()),
+        step_size=step_size,
+        eps=eps,
+        stop_gradient_inputs=stop_gradient_inputs,
+        max_step=max_step,
+    )
+    readouts = lambda o: [  # noqa: E731
+        part
+        for b in (o.m_branch, o.v_branch)
+        for part in (b.cell.readout.weight, b.cell.readout.bias)
+    ]
+    return eqx.tree_at(readouts, optimizer, [jnp.zeros_like(x) for x in readouts(optimizer)])
 
 
 def l2lgd2(
@@ -252,6 +302,7 @@ def velo_like(
 
 PRESETS: dict[str, Callable[..., AbstractLearnedOptimizer]] = {
     "Optim4RL": optim4rl,
+    "Optim4RL-scale-free": optim4rl_scale_free,
     "L2LGD2": l2lgd2,
     "LinearOptim": linear_optim,
     "STAR": star,

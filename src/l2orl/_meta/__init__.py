@@ -15,6 +15,7 @@ from ._losses import (
     META_LOSSES as META_LOSSES,
     AbstractMetaLoss as AbstractMetaLoss,
     AgentLoss as AgentLoss,
+    FreshRolloutLoss as FreshRolloutLoss,
     LifetimeReturn as LifetimeReturn,
     UnrollReturn as UnrollReturn,
 )

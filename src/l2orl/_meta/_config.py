@@ -2,12 +2,14 @@ import dataclasses
 import json
 import os
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import optax
 
+from .._learner import AbstractLearner
 from .._lopt import PRESETS, AbstractLearnedOptimizer
 from .._utils import check_fraction, check_non_negative_int, check_positive, check_positive_int
 from ._coordinates import is_coordinatewise
@@ -23,6 +25,41 @@ _AUTO_COORDINATE_FRACTION = 0.0625
 
 _LOW_MEMORY_COMPILE = {"xla_cpu_use_fusion_emitters": False}
 """XLA options for `low_memory`: CPU's older fusion emitters."""
+
+
+def _meta_ppo(env: str) -> AbstractLearner:
+    """PPO for a meta-training agent: the env's default network and discount, 4 envs × 32
+    steps, 2 epochs × 2 minibatches."""
+    import l2orl.rl as rl
+
+    default = rl.default_learner(env)
+    return rl.PPO(
+        n_envs=4,
+        rollout_length=32,
+        n_epochs=2,
+        n_minibatches=2,
+        gamma=default.gamma,
+        network=default.network,
+    )
+
+
+def _meta_default(env: str) -> AbstractLearner:
+    """The env's default learner with one env per agent (the reference's meta-training)."""
+    import l2orl.rl as rl
+
+    return rl.default_learner(env, n_envs=1)
+
+
+LEARNERS: dict[str, Callable[[str], AbstractLearner]] = {
+    "default": _meta_default,
+    "ppo": _meta_ppo,
+}
+"""The meta-training agents' learners by the name a `MetaTrainConfig` gives them."""
+
+
+def task_name(env: str, learner: str) -> str:
+    """A task's name: the env's, with `-<learner>` unless it is the default learner."""
+    return env if learner == "default" else f"{env}-{learner}"
 
 
 def _names(kind: str, value: Any, known) -> None:
@@ -71,6 +108,7 @@ class MetaTrainConfig:
     agent_clip: float | None = None
     reward_scale: tuple[float, ...] | None = None
     update_scale: tuple[float, ...] | None = None
+    learner: tuple[str, ...] | None = None
     agents: int = 64
     unroll: int = 4
     min_unroll: int = 1
@@ -96,7 +134,7 @@ class MetaTrainConfig:
     def __post_init__(self):
         import l2orl.rl as rl  # the env registry (gymnax loads with it)
 
-        for name in ("env", "reward_scale", "update_scale"):  # JSON gives lists
+        for name in ("env", "reward_scale", "update_scale", "learner"):  # JSON gives lists
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -141,6 +179,17 @@ class MetaTrainConfig:
         _names("schedule", self.schedule, SCHEDULES)
         if self.min_unroll > self.unroll:
             raise ValueError(f"min_unroll {self.min_unroll} exceeds unroll {self.unroll}")
+        if self.learner is not None:
+            if not isinstance(self.learner, tuple) or len(self.learner) != len(self.env):
+                raise ValueError(
+                    f"learner must be null or a list of {len(self.env)} names (one per env "
+                    f"{list(self.env)}), got {self.learner!r}"
+                )
+            for name in self.learner:
+                _names("learner", name, LEARNERS)
+        names = [task_name(e, k) for e, k in zip(self.env, self.learners(), strict=True)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each (env, learner) must appear once, got tasks {names}")
         for name in ("reward_scale", "update_scale"):
             scales = getattr(self, name)
             if scales is None:
@@ -251,17 +300,21 @@ class MetaTrainConfig:
 
         return tuple(
             MetaTask(
-                env,
-                rl.default_learner(env, n_envs=1),
+                task_name(env, learner),
+                LEARNERS[learner](env),
                 make(env, reward_scale),
                 Pipeline(self.agents, self.reset_interval, self.pipeline),
                 grad_clip=self.agent_clip,
                 update_scale=float(update_scale),
             )
-            for env, reward_scale, update_scale in zip(
-                self.env, reward_scales, update_scales, strict=True
+            for env, learner, reward_scale, update_scale in zip(
+                self.env, self.learners(), reward_scales, update_scales, strict=True
             )
         )
+
+    def learners(self) -> tuple[str, ...]:
+        """Each env's learner name (`"default"` where `learner` is None)."""
+        return self.learner or ("default",) * len(self.env)
 
     def make_estimator(
         self, optimizer: AbstractLearnedOptimizer | None = None

@@ -1,13 +1,15 @@
 import abc
+import dataclasses
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
 from .._custom_types import PRNGKey
 from .._learner import AbstractLearner, UpdateMetrics, mean_return
-from .._utils import check_fraction
+from .._utils import check_fraction, check_positive_int
 
 
 class AbstractMetaLoss(eqx.Module):
@@ -38,6 +40,11 @@ class AbstractMetaLoss(eqx.Module):
         **Returns:** `(loss, state)`.
         """
 
+    def env_steps(self, learner: AbstractLearner) -> int:
+        """The environment steps one call takes beyond the unroll's (logged in meta-training's
+        env-steps): `rollouts_per_unroll` of the learner's rollouts."""
+        return self.rollouts_per_unroll * learner.env_steps_per_update()
+
 
 class AgentLoss(AbstractMetaLoss):
     """Optim4RL's meta-loss: the agent's own loss after the unroll, on a fresh rollout.
@@ -50,6 +57,38 @@ class AgentLoss(AbstractMetaLoss):
 
     def __call__(self, learner, env, state, unroll, active, key):
         return learner.fresh_loss(env, state, key)
+
+
+class FreshRolloutLoss(AbstractMetaLoss):
+    """The agent's own loss after the unroll, on a rollout of `n_envs` freshly reset
+    environments (the agent's own environments are left as they were).
+
+    A wider sample than [`l2orl.AgentLoss`][]'s single environment for the same network: it
+    costs the agent network's forward and backward pass on `n_envs × T` transitions, not the
+    optimizer's. Needs an actor-critic learner (its `n_envs` is replaced).
+
+    **Arguments:** `n_envs` (default 64).
+    """
+
+    n_envs: int = eqx.field(static=True, default=64)
+    differentiable = True
+    rollouts_per_unroll = 1
+
+    def __check_init__(self):
+        check_positive_int("FreshRolloutLoss n_envs", self.n_envs)
+
+    def env_steps(self, learner) -> int:
+        return self.n_envs * learner.rollout_length
+
+    def __call__(self, learner, env, state, unroll, active, key):
+        wide = dataclasses.replace(learner, n_envs=self.n_envs)
+        k_reset, k_loss = jax.random.split(key)
+        fresh = wide.init(env, k_reset)
+        fresh = eqx.tree_at(
+            lambda s: (s.network, s.normalizer), fresh, (state.network, state.normalizer)
+        )
+        loss, _ = wide.fresh_loss(env, fresh, k_loss)
+        return loss, state
 
 
 def _negative_mean_return(unroll: UpdateMetrics, weights: Float[Array, " K"]) -> Float[Array, ""]:
@@ -89,6 +128,7 @@ class LifetimeReturn(AbstractMetaLoss):
 
 META_LOSSES: dict[str, type[AbstractMetaLoss]] = {
     "agent": AgentLoss,
+    "fresh_rollout": FreshRolloutLoss,
     "unroll_return": UnrollReturn,
     "lifetime_return": LifetimeReturn,
 }

@@ -15,5 +15,6 @@ from ._elementwise import (
 from ._find import find_part as find_part
 from ._momentum import Momentum as Momentum
 from ._normalize import RMSNormalize as RMSNormalize
+from ._scale_free import ScaleFree as ScaleFree, ScaleFreeState as ScaleFreeState
 from ._tensor import TensorFeatures as TensorFeatures
 from ._time import TimeFeatures as TimeFeatures

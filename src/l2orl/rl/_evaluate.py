@@ -162,13 +162,21 @@ def _smooth(curve: np.ndarray, window: int) -> np.ndarray:
 
 
 def final_returns(curves: np.ndarray, final_fraction: float) -> np.ndarray:
-    """Each run's mean training return over its last `final_fraction` of updates (NaN-aware)."""
+    """Each run's mean training return over its last `final_fraction` of updates (NaN-aware).
+
+    A run that finished no episode in them (long episodes, none ending or failing there) is
+    scored by its most recent update that finished one.
+
+    **Raises:** `ValueError` if a run finished no episode at all."""
     check_fraction("final_fraction", final_fraction)
     n = max(1, round(curves.shape[-1] * final_fraction))
-    tail = curves[..., -n:]
-    if np.any(np.all(~np.isfinite(tail), axis=-1)):
-        raise ValueError(f"a run finished no episode in its last {n} updates: lengthen the run")
-    return np.nanmean(tail, axis=-1)
+    finite = np.isfinite(curves)
+    if not np.all(np.any(finite, axis=-1)):
+        raise ValueError("a run finished no episode: lengthen the run")
+    last = curves.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)
+    start = np.minimum(curves.shape[-1] - n, last)[..., None]
+    index = np.arange(curves.shape[-1])
+    return np.nanmean(np.where(index >= start, curves, np.nan), axis=-1)
 
 
 # `evaluate` and `compare` check their optimizers themselves, with a message naming the entry
