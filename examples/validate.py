@@ -14,7 +14,7 @@ seeds), the paired difference candidate − untrained with its CI, and the verdi
 The rule, fixed before any candidate was scored: a candidate **beats its initialisation on
 the suite** when its mean is above the untrained one's on a majority of the tasks, the CI of
 the difference is above zero on at least one, and below zero on none.
-Writes `<out>/<suite>.json`.
+Writes `<out>/<suite>.json` and one plot per task.
 """
 
 import argparse
@@ -144,6 +144,7 @@ def main() -> None:
             key=key,
             final_fraction=FINAL_FRACTION,
         )
+        result.plot(args.out / f"{args.suite}_{name.replace(':', '_')}.png")
         ours, base = result.results["candidate"], result.results["untrained"]
         adam = result.results[f"adam {task.lr:g}"]
         mean, ci = paired_difference(ours.final, base.final)

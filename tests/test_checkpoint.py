@@ -161,3 +161,31 @@ def test_not_a_checkpoint_and_missing(tmp_path):
         l2orl.load(tmp_path / "x.l2o")
     with pytest.raises(l2orl.CheckpointError, match="no checkpoint at"):
         l2orl.load(tmp_path / "missing.l2o")
+
+
+def test_a_field_added_since_the_file_was_written_reads_as_its_default(tmp_path):
+    """A file from before `MomentRatioOptimizer.max_step` existed loads with no bound."""
+    from l2orl._checkpoint import _MANIFEST, _checksum
+
+    path = l2orl.save(tmp_path / "new.l2o", l2orl.optim4rl_scale_free(max_step=2.0))
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read(_MANIFEST))
+        blobs = {n: archive.read(n) for n in archive.namelist() if n != _MANIFEST}
+    del manifest["tree"]["fields"]["max_step"]
+    arrays = [blobs[n] for n in sorted(blobs)]
+    manifest["checksum"] = _checksum(manifest["tree"], arrays)
+    old = tmp_path / "old.l2o"
+    with zipfile.ZipFile(old, "w") as archive:
+        archive.writestr(_MANIFEST, json.dumps(manifest))
+        for name, blob in blobs.items():
+            archive.writestr(name, blob)
+    assert l2orl.load(path).max_step == 2.0
+    assert l2orl.load(old).max_step is None
+    del manifest["tree"]["fields"]["m_branch"]  # a field with no default is still an error
+    manifest["checksum"] = _checksum(manifest["tree"], arrays)
+    with zipfile.ZipFile(old, "w") as archive:
+        archive.writestr(_MANIFEST, json.dumps(manifest))
+        for name, blob in blobs.items():
+            archive.writestr(name, blob)
+    with pytest.raises(l2orl.CheckpointError, match="incompatible checkpoint"):
+        l2orl.load(old)

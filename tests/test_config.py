@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 import l2orl
+import l2orl.rl as rl
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "pretrain_gridworld.json"
 
@@ -95,6 +96,19 @@ def test_physics_gradient_reaches_brax_tasks_and_picks_autodiff():
     assert config.to_json()["physics_gradient"] is True
 
 
+def test_learners_give_each_env_its_agents_and_task_name():
+    config = l2orl.MetaTrainConfig(
+        env=["Catch", "CartPole-v1", "CartPole-v1"], learner=["default", "ppo", "default"]
+    )
+    tasks = config.make_tasks()
+    assert [t.name for t in tasks] == ["Catch", "CartPole-v1-ppo", "CartPole-v1"]
+    assert [type(t.learner) for t in tasks] == [rl.A2C, rl.PPO, rl.A2C]
+    assert all(t.learner.n_envs == 1 for t in tasks[::2]) and tasks[1].learner.n_envs == 4
+    assert tasks[1].learner.network == rl.default_learner("CartPole-v1").network
+    assert l2orl.MetaTrainConfig.from_json(config.to_json()) == config
+    assert l2orl.MetaTrainConfig().learners() == ("default",)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -141,6 +155,9 @@ def test_physics_gradient_reaches_brax_tasks_and_picks_autodiff():
             "reward_scale must be null or a list of 1 positive numbers",
         ),
         ({"seed": 1.5}, "seed must be an int, got 1.5"),
+        ({"learner": ["sgd"]}, "unknown learner 'sgd'; expected one of"),
+        ({"learner": ["ppo", "ppo"]}, "learner must be null or a list of 1 names"),
+        ({"env": ["Catch", "Catch"]}, r"each \(env, learner\) must appear once"),
     ],
 )
 def test_bad_values_are_named(changes, message):

@@ -229,3 +229,21 @@ def test_env_registry_contract(name):
 def test_unknown_env_names_raise_everywhere(call):
     with pytest.raises(ValueError, match=r"unknown environment 'nope'; available: .*Catch"):
         call("nope")
+
+
+def test_fresh_rollout_loss_scores_the_network_on_fresh_environments():
+    """The agent's loss on `n_envs` freshly reset environments: its own environments are left
+    as they were, and the score is `learner.fresh_loss` of a learner that many envs wide."""
+    meta_loss = l2orl.FreshRolloutLoss(8)
+    task = meta_loss_task(meta_loss)
+    state = task.learner.init(task.env, KEY)
+    loss, after = meta_loss(task.learner, task.env, state, None, None, KEY)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), after, state))
+    wide = rl.A2C(n_envs=8, rollout_length=5, network=task.learner.network)
+    k_reset, k_loss = jax.random.split(KEY)
+    fresh = eqx.tree_at(lambda s: s.network, wide.init(task.env, k_reset), state.network)
+    np.testing.assert_allclose(loss, wide.fresh_loss(task.env, fresh, k_loss)[0], rtol=1e-6)
+    assert meta_loss.env_steps(task.learner) == 8 * 5
+    assert l2orl.AgentLoss().env_steps(task.learner) == 5
+    with pytest.raises(ValueError, match="FreshRolloutLoss n_envs must be a positive int"):
+        l2orl.FreshRolloutLoss(0)

@@ -95,15 +95,24 @@ def _decode(node: Any, arrays: dict[int, np.ndarray], known: dict[str, type]) ->
         return node
     if "module" in node:
         cls = _module_class(node["module"], known)
-        expected = {f.name for f in dataclasses.fields(cls)}
-        if set(node["fields"]) != expected:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        # A field added since the file was written reads as its default: a static option
+        # whose default keeps the old behaviour.
+        added = {
+            name: field.default
+            for name, field in fields.items()
+            if name not in node["fields"] and field.default is not dataclasses.MISSING
+        }
+        if set(node["fields"]) | set(added) != set(fields):
             raise CheckpointError(
                 f"incompatible checkpoint: {node['module']} has fields {sorted(node['fields'])} "
-                f"in the file but {sorted(expected)} in l2orl {__version__}"
+                f"in the file but {sorted(fields)} in l2orl {__version__}"
             )
         obj = object.__new__(cls)
         for name, value in node["fields"].items():
             object.__setattr__(obj, name, _decode(value, arrays, known))
+        for name, value in added.items():
+            object.__setattr__(obj, name, value)
         for base in reversed(cls.__mro__):
             if "__check_init__" in base.__dict__:
                 base.__dict__["__check_init__"](obj)
