@@ -1,14 +1,16 @@
 """Pipeline ablation: Optim4RL meta-trained with staggered resets, random offsets, or none.
 
     python examples/ablate_pipeline.py [--envs small_dense_long big_dense_long]
-                                       [--meta-steps 150] [--meta-seeds 2] [--seeds 3]
+                                       [--meta-steps 150] [--agents 64] [--reset-interval 72]
+                                       [--meta-seeds 2] [--seeds 3]
                                        [--agents-per-chunk C]
                                        [--out out/ablate_pipeline] [--smoke]
 
 On each gridworld, meta-trains Optim4RL (α = 3e-3, agent gradients clipped at 1 as the
-reference does on gridworlds) with 64 single-env A2C agents, TBPTT with K = 4, reset interval
-72 (the reference's smallest), under the three pipeline kinds of `l2orl.Pipeline`: `staggered`
-(the reference's rule), `random` offsets, and `none` (agents never reset). Then trains A2C
+reference does on gridworlds) with 64 single-env A2C agents (`--agents`), TBPTT with K = 4,
+reset interval 72 (the reference's smallest; `--reset-interval`), under the three pipeline
+kinds of `l2orl.Pipeline`: `staggered` (the reference's rule), `random` offsets, and `none`
+(agents never reset). Then trains A2C
 agents (512 envs, the reference's test setting) from scratch on the same gridworld with each
 meta-trained optimizer and with Adam 3e-3, all behind clip(1). The reference meta-trains for
 585 meta-steps and tests for 3e7 env-steps; the defaults here are CPU-sized (stated in the
@@ -27,6 +29,8 @@ def main() -> None:
         extra=[
             ("--envs", dict(nargs="+", default=["small_dense_long", "big_dense_long"])),
             ("--meta-steps", dict(type=int, default=150)),
+            ("--agents", dict(type=int, default=64)),
+            ("--reset-interval", dict(type=int, default=72)),
         ],
     )
     summaries, records = {}, {}
@@ -37,7 +41,8 @@ def main() -> None:
             settings = {
                 "env": [env],
                 "pipeline": kind,
-                "reset_interval": 72,
+                "agents": args.agents,
+                "reset_interval": args.reset_interval,
                 "step_size": 3e-3,
                 "agent_clip": 1.0,
                 "meta_steps": args.meta_steps,

@@ -1,15 +1,14 @@
-"""Zero-shot transfer: the gridworld-trained optimizer trains PPO agents on unseen envs, vs Adam.
+"""Zero-shot transfer: a meta-trained optimizer trains PPO agents on unseen envs, vs Adam.
 
-    python examples/transfer.py [--optimizer optim4rl-gridworld] [--envs ...] [--seeds 3]
+    python examples/transfer.py --optimizer OPT [--envs ...] [--seeds 3]
                                 [--key 0] [--alpha-scale 1] [--untrained]
                                 [--out out/transfer] [--smoke]
 
-The optimizer (default the shipped `l2orl.pretrained("optim4rl-gridworld")`, meta-trained on
-A2C agents in the six gridworlds only; or a preset or an `.l2o` file, as `l2orl evaluate`
-takes) trains PPO agents from scratch on gymnax CartPole-v1 and Breakout-MinAtar and brax
-inverted_pendulum and hopper. As in the paper's transfer tests, it takes each env's Adam
-learning rate as its step size `α` (times `--alpha-scale`) and sees the same clipped gradients
-as Adam. Every optimizer runs on the same seeds (root `--key`). Per env it reports the final
+The optimizer (an `.l2o` file such as `examples/pretrain.py optim4rl-gridworld` writes, a
+shipped optimizer or a preset, as `l2orl evaluate` takes) trains PPO agents from scratch on
+gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper. As in the
+paper's transfer tests, it takes each env's Adam learning rate as its step size `α` (times
+`--alpha-scale`) and sees the same clipped gradients as Adam. Every optimizer runs on the same seeds (root `--key`). Per env it reports the final
 return (mean of the last 10 % of updates, 95 % bootstrap CI over seeds), the first env-step at
 which the seed-mean return curve reaches the env's target, and whether the learned optimizer
 is within Adam's CI or better. Writes one plot and one JSON per env, and adds the envs it ran
@@ -81,7 +80,7 @@ def steps_to(result, env_steps: np.ndarray, target: float) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--optimizer", default="optim4rl-gridworld")
+    parser.add_argument("--optimizer", help="required, but for --smoke (Optim4RL)")
     parser.add_argument("--envs", nargs="+", default=None, help="default: all four")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--key", type=int, default=0, help="the seeds' root (validation: 100)")
@@ -94,6 +93,10 @@ def main() -> None:
     )
     parser.add_argument("--smoke", action="store_true", help="CartPole, 2 updates, for CI")
     args = parser.parse_args()
+    if args.smoke:
+        args.optimizer = args.optimizer or "Optim4RL"
+    elif args.optimizer is None:
+        raise SystemExit("error: --optimizer is required")
     tasks = transfer_tasks()
     names = ["CartPole-v1"] if args.smoke else (args.envs or list(tasks))
     unknown = sorted(set(names) - set(tasks))

@@ -57,7 +57,9 @@ def suites() -> dict[str, dict[str, tuple[Transfer, int]]]:
 
 def untrained(spec: str, init: str | None, seed: int | None) -> l2orl.AbstractLearnedOptimizer:
     """The candidate's initialisation: `init`/`seed`, or its `.l2o` file's meta-training config."""
-    if init is None and (spec in l2orl.PRETRAINED or Path(spec).is_file()):
+    if init is None and spec in l2orl.PRESETS:  # an untrained preset against itself
+        init = spec
+    elif init is None and (spec in l2orl.PRETRAINED or Path(spec).is_file()):
         manifest = (
             l2orl.pretrained_manifest(spec)
             if spec in l2orl.PRETRAINED
@@ -93,7 +95,7 @@ def verdict(differences: dict[str, dict]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--optimizer", required=True)
+    parser.add_argument("--optimizer", help="required, but for --smoke (a preset)")
     parser.add_argument("--init", help="the candidate's untrained preset (default: its manifest)")
     parser.add_argument("--init-seed", type=int)
     parser.add_argument("--suite", choices=("validation", "test"), default="validation")
@@ -105,6 +107,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/validate"))
     parser.add_argument("--smoke", action="store_true", help="Catch, 2 updates, for CI")
     args = parser.parse_args()
+    if args.smoke:
+        args.optimizer = args.optimizer or "Optim4RL-scale-free"
+    elif args.optimizer is None:
+        raise SystemExit("error: --optimizer is required")
     suite = suites()[args.suite]
     names = ["Catch"] if args.smoke else (args.tasks or list(suite))
     unknown = sorted(set(names) - set(suite))

@@ -122,8 +122,8 @@ def test_unknown_command_is_an_error(capsys):
 
 
 @pytest.mark.slow  # rl.compare is tested directly; this is its command
-def test_evaluate_a_pretrained_optimizer_by_name(tmp_path, capsys):
-    args = ["evaluate", "--optimizer", "optim4rl-gridworld", "--env", "Catch", "--seeds", "1"]
+def test_evaluate_a_preset_by_name(tmp_path, capsys):
+    args = ["evaluate", "--optimizer", "Optim4RL-scale-free", "--env", "Catch", "--seeds", "1"]
     assert cli.main([*args, "--updates", "3", "--step-size", "1e-2", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text

@@ -175,7 +175,8 @@ def _shifted(opt, delta: float):
 @pytest.mark.parametrize("scale", [1e-2, 1.0, 1e2])
 def test_scale_free_optim4rl_is_sign_descent_at_init_and_scale_free(scale):
     """Untrained, it steps α·sign(g) at any scale; other weights keep the update unchanged
-    when every gradient is multiplied by a constant, and no step exceeds `max_step·α`."""
+    when every gradient is multiplied by a constant; with `max_step` no step exceeds
+    `max_step·α`."""
     params = {"w": jnp.zeros((8, 4)), "b": jnp.zeros((4,))}
     stream = [grads_like(params, i + 3) for i in range(4)]
     untrained = l2orl.optim4rl_scale_free(step_size=1e-3)
@@ -193,8 +194,8 @@ def test_scale_free_optim4rl_is_sign_descent_at_init_and_scale_free(scale):
     assert not np.allclose(updates(other, 1.0)[1], updates(untrained, 1.0)[1])
     for a, b in zip(updates(other, scale), updates(other, 1.0), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3)
-    larger = _shifted(untrained, 0.3)
-    unbounded = _shifted(l2orl.optim4rl_scale_free(step_size=1e-3, max_step=None), 0.3)
+    larger = _shifted(l2orl.optim4rl_scale_free(step_size=1e-3, max_step=1.0), 0.3)
+    unbounded = _shifted(untrained, 0.3)
     assert max(float(jnp.max(jnp.abs(u))) for u in updates(larger, scale)) <= 1e-3 * (1 + 1e-6)
     assert max(float(jnp.max(jnp.abs(u))) for u in updates(unbounded, scale)) > 1.5e-3
 

@@ -5,43 +5,53 @@ import optax
 import pytest
 
 import l2orl
+import l2orl._pretrained as shipping
 
-GRIDWORLDS = [
-    "small_dense_long",
-    "small_dense_short",
-    "big_sparse_short",
-    "big_dense_short",
-    "big_sparse_long",
-    "big_dense_long",
-]
+METADATA = {
+    "description": "a test optimizer",
+    "command": "python examples/pretrain.py l2orl-rl",
+    "config": {"settings": {"optimizer": "Optim4RL-scale-free", "seed": 0}},
+    "training": {"meta_steps": 2, "skipped": 0},
+    "validation": {"beats_initialisation": True},
+}
 
 
-def test_pretrained_gridworld_optimizer_and_manifest():
-    opt = l2orl.pretrained("optim4rl-gridworld")
-    assert isinstance(opt, l2orl.MomentRatioOptimizer)
-    assert opt.n_meta_parameters == l2orl.optim4rl().n_meta_parameters
-    manifest = l2orl.pretrained_manifest("optim4rl-gridworld")
-    assert isinstance(manifest["version"], str) and manifest["version"]
-    assert manifest["command"] == "python examples/pretrain_gridworld.py"
-    settings = manifest["config"]["settings"]
-    assert settings["env"] == GRIDWORLDS
-    assert settings["reward_scale"] == [1000, 100, 100, 10, 10, 1]
-    assert [t["update_scale"] for t in manifest["config"]["tasks"]] == [1, 3, 3, 3, 1, 3]
-    training = manifest["training"]
-    assert training["meta_steps"] == settings["meta_steps"]
-    assert 0 <= training["skipped"] < training["meta_steps"]
-    assert set(training["agent_return_last_tenth"]) == set(GRIDWORLDS)
-    leaves = jax.tree.leaves(eqx_arrays(opt))
-    assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """A shipped optimizer named "test-rl": a real `.l2o` file in the registry's directory."""
+    trained = jax.tree.map(
+        lambda x: x - 0.1 if eqx.is_inexact_array(x) else x, l2orl.optim4rl_scale_free()
+    )
+    l2orl.save(tmp_path / "test-rl.l2o", trained, metadata=METADATA)
+    monkeypatch.setattr(shipping, "_DIRECTORY", tmp_path)
+    monkeypatch.setitem(l2orl.PRETRAINED, "test-rl", METADATA["description"])
+    return trained
 
 
 def eqx_arrays(module):
     return eqx.filter(module, eqx.is_inexact_array)
 
 
-def test_pretrained_step_size_and_use_as_optax():
-    base = l2orl.pretrained("optim4rl-gridworld")
-    opt = l2orl.pretrained("optim4rl-gridworld", step_size=3e-2)
+def test_no_optimizer_ships_that_has_not_beaten_its_initialisation():
+    """Every shipped optimizer's manifest holds validation figures that say it beats its
+    untrained initialisation (none ships at present)."""
+    for name in l2orl.PRETRAINED:
+        assert l2orl.pretrained_manifest(name)["validation"]["beats_initialisation"] is True
+
+
+def test_a_shipped_optimizer_loads_by_name_with_its_manifest(shipped):
+    opt = l2orl.pretrained("test-rl")
+    assert eqx.tree_equal(opt, shipped)
+    manifest = l2orl.pretrained_manifest("test-rl")
+    assert isinstance(manifest["version"], str) and manifest["version"]
+    assert manifest["name"] == "test-rl"
+    assert {k: manifest[k] for k in METADATA} == METADATA
+    assert eqx.tree_equal(l2orl.resolve_optimizer("test-rl"), opt)
+
+
+def test_pretrained_step_size_and_use_as_optax(shipped):
+    base = l2orl.pretrained("test-rl")
+    opt = l2orl.pretrained("test-rl", step_size=3e-2)
     assert opt.step_size == 3e-2
     pairs = zip(jax.tree.leaves(eqx_arrays(opt)), jax.tree.leaves(eqx_arrays(base)), strict=True)
     assert all(bool(jnp.array_equal(a, b)) for a, b in pairs)
@@ -55,13 +65,14 @@ def test_pretrained_step_size_and_use_as_optax():
         updates, state = tx.update(jax.grad(loss)(params), state, params)
         params = optax.apply_updates(params, updates)
     assert loss(params) < 0.5 * loss({"w": jnp.zeros(20)})
+    with pytest.raises(ValueError, match="step_size"):
+        l2orl.pretrained("test-rl", step_size=0.0)
 
 
-def test_pretrained_bad_names_and_step_sizes():
+def test_pretrained_bad_names():
     with pytest.raises(ValueError, match=r"unknown pretrained optimizer 'optim4rl'; available: "):
         l2orl.pretrained("optim4rl")
     with pytest.raises(ValueError, match="unknown pretrained optimizer"):
         l2orl.pretrained_manifest("adam")
-    with pytest.raises(ValueError, match="step_size"):
-        l2orl.pretrained("optim4rl-gridworld", step_size=0.0)
-    assert set(l2orl.PRETRAINED) == {"optim4rl-gridworld"}
+    with pytest.raises(ValueError, match="optim4rl-gridworld.*none ships at present"):
+        l2orl.pretrained("optim4rl-gridworld")

@@ -102,11 +102,9 @@ def test_compare_runs_baselines_on_the_same_seeds_behind_one_clip():
         rl.compare({}, "Catch", 12, baselines=("adamw2",), **common)
 
 
-def test_resolve_optimizer_by_preset_shipped_name_and_path(tmp_path):
+def test_resolve_optimizer_by_preset_and_path(tmp_path):
     assert l2orl.resolve_optimizer("Optim4RL") == l2orl.optim4rl()
     assert l2orl.resolve_optimizer("STAR", step_size=0.5).step_size == 0.5
-    shipped = l2orl.resolve_optimizer("optim4rl-gridworld")
-    assert eqx.tree_equal(shipped, l2orl.pretrained("optim4rl-gridworld"))
     path = l2orl.save(tmp_path / "o.l2o", l2orl.l2lgd2(step_size=0.2))
     assert l2orl.resolve_optimizer(path) == l2orl.l2lgd2(step_size=0.2)
     with pytest.raises(ValueError, match="'adamw' is neither a preset"):

@@ -8,17 +8,20 @@ from pathlib import Path
 from ._checkpoint import load, read_manifest
 from ._lopt import PRESETS, AbstractLearnedOptimizer
 
-PRETRAINED = {
-    "optim4rl-gridworld": "Optim4RL meta-trained on the six LPG gridworlds with pipeline "
-    "training (examples/pretrain_gridworld.py)",
-}
-"""The shipped optimizers' names and what each is."""
+PRETRAINED: dict[str, str] = {}
+"""The shipped optimizers' names and what each is. An optimizer ships only when it beats its
+own untrained initialisation on the validation protocol (`examples/validate.py`); none does
+at present (see the results page), so none ships."""
+
+_DIRECTORY = Path(str(importlib.resources.files("l2orl") / "pretrained"))
+"""Where the shipped optimizers' `<name>.l2o` files are."""
 
 
 def _path(name: str) -> Path:
     if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained optimizer {name!r}; available: {sorted(PRETRAINED)}")
-    return Path(str(importlib.resources.files("l2orl") / "pretrained" / f"{name}.l2o"))
+        available = sorted(PRETRAINED) or "none ships at present"
+        raise ValueError(f"unknown pretrained optimizer {name!r}; available: {available}")
+    return _DIRECTORY / f"{name}.l2o"
 
 
 def pretrained(name: str, *, step_size: float | None = None) -> AbstractLearnedOptimizer:

@@ -85,7 +85,7 @@ def optim4rl_scale_free(
     hidden_size: int = 8,
     eps: float = 1e-8,
     momentum: float = 0.9,
-    max_step: float | None = 1.0,
+    max_step: float | None = None,
     *,
     stop_gradient_inputs: bool = True,
     key: PRNGKey | None = None,
@@ -102,13 +102,11 @@ def optim4rl_scale_free(
     at one gradient scale holds at every other: plain Optim4RL's GRUs read `g` and `g²`,
     which vanish at small gradients, where it becomes sign descent. The readouts start at
     zero, so the untrained optimizer is sign descent with step α at every scale, what plain
-    Optim4RL does at small gradients. Each step is at most `max_step·α` (see
-    [`l2orl.MomentRatioOptimizer`][]): meta-training on short unrolls otherwise inflates
-    the step far past what longer training tolerates. 538 meta-parameters at
-    `hidden_size=8`.
+    Optim4RL does at small gradients. With `max_step` each step is at most `max_step·α`
+    (see [`l2orl.MomentRatioOptimizer`][]). 538 meta-parameters at `hidden_size=8`.
 
     **Arguments:** `step_size` α (default 1e-3), `hidden_size` (8), `eps` (1e-8), `momentum`
-    (0.9), `max_step` (1.0; None for no bound), `stop_gradient_inputs` (default True), `key`
+    (0.9), `max_step` (default None: no bound), `stop_gradient_inputs` (default True), `key`
     (default `jax.random.key(0)`).
     """
     k1, k2 = jax.random.split(_key(key))
