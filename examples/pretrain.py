@@ -22,7 +22,8 @@ validation protocol's figures (`examples/validate.py`'s JSON); plus a plot of th
 log, `<out>/training.png`.
 
     python examples/pretrain.py l2orl-rl
-    python examples/validate.py --optimizer runs/l2orl-rl/optimizer.l2o --out runs/l2orl-rl/validate
+    python examples/validate.py --optimizer runs/l2orl-rl/optimizer.l2o \\
+        --out runs/l2orl-rl/validate
     python examples/pretrain.py l2orl-rl --validation runs/l2orl-rl/validate/validation.json \\
         --package src/l2orl/pretrained/l2orl-rl.l2o
 """

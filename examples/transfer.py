@@ -8,11 +8,12 @@ The optimizer (an `.l2o` file such as `examples/pretrain.py optim4rl-gridworld` 
 shipped optimizer or a preset, as `l2orl evaluate` takes) trains PPO agents from scratch on
 gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper. As in the
 paper's transfer tests, it takes each env's Adam learning rate as its step size `α` (times
-`--alpha-scale`) and sees the same clipped gradients as Adam. Every optimizer runs on the same seeds (root `--key`). Per env it reports the final
-return (mean of the last 10 % of updates, 95 % bootstrap CI over seeds), the first env-step at
-which the seed-mean return curve reaches the env's target, and whether the learned optimizer
-is within Adam's CI or better. Writes one plot and one JSON per env, and adds the envs it ran
-to `<out>/results.json` (so envs can be run separately).
+`--alpha-scale`) and sees the same clipped gradients as Adam. Every optimizer runs on the same
+seeds (root `--key`). Per env it reports the final return (mean of the last 10 % of updates,
+95 % bootstrap CI over seeds), the first env-step at which the seed-mean return curve reaches the
+env's target, and whether the learned optimizer is within Adam's CI or better. Writes one plot
+and one JSON per env, and adds the envs it ran to `<out>/results.json` (so envs can be run
+separately).
 """
 
 import argparse

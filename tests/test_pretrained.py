@@ -74,5 +74,5 @@ def test_pretrained_bad_names():
         l2orl.pretrained("optim4rl")
     with pytest.raises(ValueError, match="unknown pretrained optimizer"):
         l2orl.pretrained_manifest("adam")
-    with pytest.raises(ValueError, match="optim4rl-gridworld.*none ships at present"):
+    with pytest.raises(ValueError, match=r"optim4rl-gridworld.*none ships at present"):
         l2orl.pretrained("optim4rl-gridworld")
