@@ -69,7 +69,9 @@ class Cubed(l2orl.AbstractMetaLoss):
 
     inner: l2orl.AbstractMetaLoss
     differentiable = False
-    rollouts_per_unroll = 1
+
+    def env_steps(self, learner) -> int:
+        return self.inner.env_steps(learner)
 
     def __call__(self, learner, env, state, unroll, active, key):
         loss, state = self.inner(learner, env, state, unroll, active, key)

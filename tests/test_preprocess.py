@@ -108,6 +108,7 @@ def test_scale_free_features_do_not_change_with_the_gradient_scale():
 
     def run(p, scale):
         state, out = p.init({"w": jnp.zeros((3, 4))}), []
+        assert type(state) is l2orl.ScaleFreeState and int(state.count) == 0
         for g in stream:
             features, state = p({"w": scale * g}, state, None)
             out.append(features["w"])
@@ -121,6 +122,10 @@ def test_scale_free_features_do_not_change_with_the_gradient_scale():
     np.testing.assert_allclose(first[..., 0], jnp.sign(stream[0]), rtol=1e-4)
     np.testing.assert_allclose(first[..., 1], 0.1 * jnp.sign(stream[0]), rtol=1e-4)
     np.testing.assert_allclose(run(square, 1.0)[0][..., 0], 1.0, rtol=1e-4)
+    # The state: the running mean of g² (not bias-corrected) and the count.
+    _, state = square({"w": stream[0]}, square.init({"w": stream[0]}), None)
+    np.testing.assert_allclose(state.second_moment["w"], 1e-3 * stream[0] ** 2, rtol=1e-5)
+    assert int(state.count) == 1
 
 
 def test_time_features_count_steps():

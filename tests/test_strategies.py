@@ -124,9 +124,9 @@ def test_meta_loss_contract(meta_loss):
     optimizer = toy_optimizer()
     learner = task.learner.init(task.env, KEY)
     opt_state = task.transform(optimizer).init(task.learner.params(learner))
-    assert isinstance(meta_loss.rollouts_per_unroll, int) and meta_loss.rollouts_per_unroll >= 0
     steps = meta_loss.env_steps(task.learner)
-    assert (isinstance(steps, int) and steps >= meta_loss.rollouts_per_unroll > 0) or steps == 0
+    assert isinstance(steps, int) and steps >= 0
+    assert (steps > 0) == isinstance(meta_loss, l2orl.AgentLoss | l2orl.FreshRolloutLoss)
 
     def loss(params):
         run = l2orl.unroll(

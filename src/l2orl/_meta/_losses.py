@@ -15,14 +15,13 @@ from .._utils import check_fraction, check_positive_int
 class AbstractMetaLoss(eqx.Module):
     """What an unroll of inner updates is scored by (lower is better).
 
-    Two class attributes tell the trainer what a loss needs: `differentiable`, whether it
-    carries gradient to the meta-parameters (estimators that differentiate need it; ES
-    estimators work with any loss), and `rollouts_per_unroll`, the environment rollouts it
-    takes beyond the unroll's own (counted in the logged env-steps).
+    The class attribute `differentiable` tells the trainer whether the loss carries gradient
+    to the meta-parameters (estimators that differentiate need it; ES estimators work with any
+    loss), and `env_steps` how many environment steps it takes beyond the unroll's own
+    (counted in the logged env-steps).
     """
 
     differentiable: eqx.AbstractClassVar[bool]
-    rollouts_per_unroll: eqx.AbstractClassVar[int]
 
     @abc.abstractmethod
     def __call__(
@@ -40,10 +39,10 @@ class AbstractMetaLoss(eqx.Module):
         **Returns:** `(loss, state)`.
         """
 
+    @abc.abstractmethod
     def env_steps(self, learner: AbstractLearner) -> int:
         """The environment steps one call takes beyond the unroll's (logged in meta-training's
-        env-steps): `rollouts_per_unroll` of the learner's rollouts."""
-        return self.rollouts_per_unroll * learner.env_steps_per_update()
+        env-steps), for an agent of `learner`."""
 
 
 class AgentLoss(AbstractMetaLoss):
@@ -53,7 +52,10 @@ class AgentLoss(AbstractMetaLoss):
     """
 
     differentiable = True
-    rollouts_per_unroll = 1
+
+    def env_steps(self, learner) -> int:
+        """One of the agent's own rollouts."""
+        return learner.env_steps_per_update()
 
     def __call__(self, learner, env, state, unroll, active, key):
         return learner.fresh_loss(env, state, key)
@@ -72,12 +74,12 @@ class FreshRolloutLoss(AbstractMetaLoss):
 
     n_envs: int = eqx.field(static=True, default=64)
     differentiable = True
-    rollouts_per_unroll = 1
 
     def __check_init__(self):
         check_positive_int("FreshRolloutLoss n_envs", self.n_envs)
 
     def env_steps(self, learner) -> int:
+        """`n_envs` × the learner's rollout length."""
         return self.n_envs * learner.rollout_length
 
     def __call__(self, learner, env, state, unroll, active, key):
@@ -99,7 +101,10 @@ class UnrollReturn(AbstractMetaLoss):
     """The negative mean return of the episodes that ended during the unroll (0 if none)."""
 
     differentiable = False
-    rollouts_per_unroll = 0
+
+    def env_steps(self, learner) -> int:
+        """None: it reads the unroll's own episodes."""
+        return 0
 
     def __call__(self, learner, env, state, unroll, active, key):
         return _negative_mean_return(unroll, active.astype(jnp.float32)), state
@@ -111,7 +116,10 @@ class LifetimeReturn(AbstractMetaLoss):
 
     final_fraction: float = eqx.field(static=True, default=0.1)
     differentiable = False
-    rollouts_per_unroll = 0
+
+    def env_steps(self, learner) -> int:
+        """None: it reads the unroll's own episodes."""
+        return 0
 
     def __check_init__(self):
         check_fraction("final_fraction", self.final_fraction)
