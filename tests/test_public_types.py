@@ -2,6 +2,7 @@
 every state survives a checkpoint, and the errors they raise."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -114,6 +115,7 @@ def test_resolve_optimizer_by_preset_and_path(tmp_path):
 def test_presets_are_factories_of_general_classes():
     assert set(l2orl.PRESETS) == {
         "Optim4RL",
+        "Optim4RL-scale-free",
         "L2LGD2",
         "LinearOptim",
         "STAR",
@@ -132,6 +134,20 @@ def test_presets_are_factories_of_general_classes():
     )
     with pytest.raises(ValueError, match="has none"):
         l2orl.NominalStepOptimizer(no_accumulators, 0.1, 1e-3)
+    k1, k2 = jax.random.split(jax.random.key(0))
+    m_in = l2orl.ScaleFree(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,))))
+    scale_free = l2orl.MomentRatioOptimizer(
+        l2orl.Branch(m_in, l2orl.GRUCell(2, key=k1), l2orl.SignExpHead()),
+        l2orl.Branch(
+            l2orl.ScaleFree(l2orl.Square(), 2), l2orl.GRUCell(1, key=k2), l2orl.ExpHead()
+        ),
+    )
+
+    def readouts(o):
+        return [o.m_branch.cell.readout, o.v_branch.cell.readout]
+
+    zeros = [jax.tree.map(jnp.zeros_like, r) for r in readouts(scale_free)]
+    assert eqx.tree_equal(eqx.tree_at(readouts, scale_free, zeros), l2orl.optim4rl_scale_free())
 
 
 def test_find_part_searches_combinators():

@@ -1,3 +1,5 @@
+from typing import Any, NamedTuple
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,11 +12,12 @@ from ._base import AbstractPreprocessor
 from ._elementwise import Identity
 
 
-class ScaleFreeState(eqx.Module):
+class ScaleFreeState(NamedTuple):
     """[`l2orl.ScaleFree`][]'s state: the inner preprocessor's, the running mean of `g²` per
-    coordinate (leaves shaped like the parameters) and the number of updates seen."""
+    coordinate (leaves shaped like the parameters) and the number of updates seen. A
+    NamedTuple of arrays, as optax's states: flax serialization and orbax save it."""
 
-    inner: object
+    inner: Any
     second_moment: Params
     count: Int[Array, ""]
 
