@@ -40,7 +40,7 @@ class Transfer:
     env_kwargs: dict
     learner: rl.PPO
     lr: float
-    clip: optax.GradientTransformation
+    clip: optax.GradientTransformation | None
     n_updates: int
     target: float
 
