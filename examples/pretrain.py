@@ -9,12 +9,14 @@ Recipes (their settings are the JSON files beside this script):
   (`l2orl.optim4rl_scale_free`) meta-trained on Catch and CartPole-v1 with A2C agents and on
   CartPole-v1 and Acrobot-v1 with PPO agents (each at its Adam learning rate relative to
   Catch's: `update_scale`), 128 agents per task in a staggered pipeline, K = 4, the meta-loss
-  on a fresh 64-env rollout, each task's meta-gradient normalised to 0.5; about 15 min on two
+  on a fresh 64-env rollout, each task's meta-gradient normalised to 0.5; about 11 min on two
   CPU cores.
 - `optim4rl-gridworld` (`pretrain_gridworld.json`): the paper's recipe, Optim4RL on the six
   LPG gridworlds at once (docs/reference.md, "Multi-task gridworld meta-training"), with 16
   agents per task instead of the reference's 512; about an hour.
 
+Neither recipe's optimizer passes the validation protocol yet (docs/results.md), so neither
+ships; a package is for `l2orl.load`, and for `src/l2orl/pretrained/` once one passes.
 A run resumes where it stopped. The package is the optimizer with a manifest: the recipe's
 command, the run's configuration, the l2orl version, training figures (wall time, env-steps,
 skipped meta-steps, each task's agent return early and late) and, with `--validation`, the
