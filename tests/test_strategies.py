@@ -247,3 +247,6 @@ def test_fresh_rollout_loss_scores_the_network_on_fresh_environments():
     assert l2orl.AgentLoss().env_steps(task.learner) == 5
     with pytest.raises(ValueError, match="FreshRolloutLoss n_envs must be a positive int"):
         l2orl.FreshRolloutLoss(0)
+    toy = toy_task(1)
+    with pytest.raises(ValueError, match="needs an actor-critic learner .* got QuadraticLearner"):
+        meta_loss(toy.learner, None, toy.learner.init(None, KEY), None, None, KEY)

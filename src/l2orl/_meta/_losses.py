@@ -83,6 +83,13 @@ class FreshRolloutLoss(AbstractMetaLoss):
         return self.n_envs * learner.rollout_length
 
     def __call__(self, learner, env, state, unroll, active, key):
+        from ..rl import AbstractActorCritic  # the RL package loads gymnax: only when used
+
+        if not isinstance(learner, AbstractActorCritic):
+            raise ValueError(
+                "FreshRolloutLoss needs an actor-critic learner (l2orl.rl.A2C, l2orl.rl.PPO), "
+                f"got {type(learner).__name__}"
+            )
         wide = dataclasses.replace(learner, n_envs=self.n_envs)
         k_reset, k_loss = jax.random.split(key)
         fresh = wide.init(env, k_reset)
