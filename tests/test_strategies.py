@@ -248,5 +248,5 @@ def test_fresh_rollout_loss_scores_the_network_on_fresh_environments():
     with pytest.raises(ValueError, match="FreshRolloutLoss n_envs must be a positive int"):
         l2orl.FreshRolloutLoss(0)
     toy = toy_task(1)
-    with pytest.raises(ValueError, match="needs an actor-critic learner .* got QuadraticLearner"):
+    with pytest.raises(ValueError, match=r"needs an actor-critic learner .* got QuadraticLearner"):
         meta_loss(toy.learner, None, toy.learner.init(None, KEY), None, None, KEY)
