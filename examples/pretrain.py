@@ -5,6 +5,11 @@
 
 Recipes (their settings are the JSON files beside this script):
 
+- `optim4rl-brax` (`pretrain_brax.json`): Optim4RL with scale-free inputs
+  (`l2orl.optim4rl_scale_free`) meta-trained on brax's inverted_double_pendulum with PPO
+  agents (one env each, α 3e-4, gradients clipped at 1), 32 agents in a staggered pipeline
+  (reset interval 16), K = 4, the agents' own loss, 40 meta-steps; about 22 min on two CPU
+  cores. It is the one recipe whose optimizer passes the validation protocol; it ships.
 - `l2orl-rl` (`pretrain_rl.json`): Optim4RL with scale-free inputs
   (`l2orl.optim4rl_scale_free`) meta-trained on Catch and CartPole-v1 with A2C agents and on
   CartPole-v1 and Acrobot-v1 with PPO agents (each at its Adam learning rate relative to
@@ -15,19 +20,20 @@ Recipes (their settings are the JSON files beside this script):
   LPG gridworlds at once (docs/reference.md, "Multi-task gridworld meta-training"), with 16
   agents per task instead of the reference's 512; about an hour.
 
-Neither recipe's optimizer passes the validation protocol yet (docs/results.md), so neither
-ships; a package is for `l2orl.load`, and for `src/l2orl/pretrained/` once one passes.
+The other two recipes' optimizers do not pass the validation protocol (docs/results.md);
+their packages are for `l2orl.load`.
 A run resumes where it stopped. The package is the optimizer with a manifest: the recipe's
 command, the run's configuration, the l2orl version, training figures (wall time, env-steps,
 skipped meta-steps, each task's agent return early and late) and, with `--validation`, the
 validation protocol's figures (`examples/validate.py`'s JSON); plus a plot of the metrics
 log, `<out>/training.png`.
 
-    python examples/pretrain.py l2orl-rl
-    python examples/validate.py --optimizer runs/l2orl-rl/optimizer.l2o \\
-        --out runs/l2orl-rl/validate
-    python examples/pretrain.py l2orl-rl --validation runs/l2orl-rl/validate/validation.json \\
-        --package src/l2orl/pretrained/l2orl-rl.l2o
+    python examples/pretrain.py optim4rl-brax
+    python examples/validate.py --optimizer runs/optim4rl-brax/optimizer.l2o \\
+        --out runs/optim4rl-brax/validate
+    python examples/pretrain.py optim4rl-brax \\
+        --validation runs/optim4rl-brax/validate/validation.json \\
+        --package src/l2orl/pretrained/optim4rl-brax.l2o
 """
 
 import argparse
@@ -39,6 +45,7 @@ import numpy as np
 import l2orl
 
 RECIPES = {
+    "optim4rl-brax": Path(__file__).with_name("pretrain_brax.json"),
     "l2orl-rl": Path(__file__).with_name("pretrain_rl.json"),
     "optim4rl-gridworld": Path(__file__).with_name("pretrain_gridworld.json"),
 }

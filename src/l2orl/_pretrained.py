@@ -8,10 +8,13 @@ from pathlib import Path
 from ._checkpoint import load, read_manifest
 from ._lopt import PRESETS, AbstractLearnedOptimizer
 
-PRETRAINED: dict[str, str] = {}
+PRETRAINED: dict[str, str] = {
+    "optim4rl-brax": "Optim4RL with scale-free inputs, meta-trained on brax's "
+    "inverted_double_pendulum with PPO agents (examples/pretrain.py optim4rl-brax)",
+}
 """The shipped optimizers' names and what each is. An optimizer ships only when it beats its
-own untrained initialisation on the validation protocol (`examples/validate.py`); none does
-at present (see the results page), so none ships."""
+own untrained initialisation on the validation protocol (`examples/validate.py`; its
+manifest holds the figures)."""
 
 _DIRECTORY = Path(str(importlib.resources.files("l2orl") / "pretrained"))
 """Where the shipped optimizers' `<name>.l2o` files are."""
