@@ -245,6 +245,12 @@ def test_fresh_rollout_loss_scores_the_network_on_fresh_environments():
     np.testing.assert_allclose(loss, wide.fresh_loss(task.env, fresh, k_loss)[0], rtol=1e-6)
     assert meta_loss.env_steps(task.learner) == 8 * 5
     assert l2orl.AgentLoss().env_steps(task.learner) == 5
+    # A meta-step's env-steps: 12 inner updates of 5 steps, and 3 unrolls scored by each loss.
+    zero = jnp.zeros((), jnp.float32)
+    metrics = l2orl.EstimateMetrics(zero, zero, zero, zero, zero, zero, jnp.int32(12), 3)
+    assert float(metrics.env_steps(task, meta_loss)) == 12 * 5 + 3 * 8 * 5
+    assert float(metrics.env_steps(task, l2orl.AgentLoss())) == 12 * 5 + 3 * 5
+    assert float(metrics.env_steps(task, l2orl.UnrollReturn())) == 12 * 5
     with pytest.raises(ValueError, match="FreshRolloutLoss n_envs must be a positive int"):
         l2orl.FreshRolloutLoss(0)
     toy = toy_task(1)

@@ -65,6 +65,12 @@ class EstimateMetrics(eqx.Module):
             unrolls=n,
         )
 
+    def env_steps(self, task: MetaTask, meta_loss: AbstractMetaLoss) -> Float[Array, ""]:
+        """The environment steps this estimate took on `task`: its inner updates' rollouts and
+        what `meta_loss` took beyond them."""
+        inner = self.inner_updates.astype(jnp.float32) * task.env_steps_per_update()
+        return inner + float(self.unrolls * meta_loss.env_steps(task.learner))
+
     def log(self) -> Metrics:
         """The figures a metrics log records: meta-loss, the return of all agents and of the
         older half (`late_return`), agent loss, episodes."""

@@ -222,10 +222,7 @@ class EvosaxES(eqx.Module):
             losses, m = self._task_losses(task, population, k_task)
             fitness = fitness + shape_fitness(losses, self.fitness_shaping) / len(self.tasks)
             raw = raw + losses / len(self.tasks)
-            env_steps += jnp.asarray(m.inner_updates, jnp.float32) * task.env_steps_per_update()
-            env_steps += jnp.asarray(m.unrolls, jnp.float32) * self.meta_loss.env_steps(
-                task.learner
-            )
+            env_steps += m.env_steps(task, self.meta_loss)
             metrics.update({f"{task.name}/{k}": v for k, v in m.log().items()})
         told, _ = strategy.tell(k_tell, population, fitness, asked, params)
         told = _strong(told)

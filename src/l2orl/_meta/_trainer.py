@@ -159,10 +159,7 @@ class MetaTrainer(eqx.Module):
             grads.append(grad)
             agents.append(task_agents)
             estimator_states.append(est)
-            env_steps += jnp.asarray(m.inner_updates, jnp.float32) * task.env_steps_per_update()
-            env_steps += jnp.asarray(m.unrolls, jnp.float32) * self.meta_loss.env_steps(
-                task.learner
-            )
+            env_steps += m.env_steps(task, self.meta_loss)
             metrics.update({f"{task.name}/{k}": v for k, v in m.log().items()})
             metrics[f"{task.name}/resets"] = jnp.sum(mask)
         grad = jax.tree.map(lambda *g: sum(g) / len(g), *grads)
