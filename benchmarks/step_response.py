@@ -61,7 +61,6 @@ def mean_steps(tx: optax.GradientTransformation, grads: jax.Array) -> np.ndarray
 def record_stream(name: str) -> np.ndarray:
     """`(optimizer updates, N)` clipped gradients of N random coordinates of an agent trained
     on validation task `name` with Adam."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
     import l2orl.rl as rl
     from validate import suites
 
@@ -115,6 +114,8 @@ def main() -> None:
         cells = [last_steps(tx, s, args.steps) for s in SCALES]
         figures["synthetic"][name] = [list(map(float, c)) for c in cells]
         print(f"{name:<40}" + "".join(f"{a:>8.3f} /{b:>6.3f}" for a, b in cells))
+    if args.tasks:  # the validation suite is defined beside the examples
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
     for task in args.tasks:
         grads = record_stream(task)
         scale = np.abs(grads[grads != 0])

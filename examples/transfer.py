@@ -38,11 +38,28 @@ class Transfer:
     """One test env (`rl.make` kwargs): its learner, Adam settings, budget, a return to reach."""
 
     env_kwargs: dict
-    learner: rl.PPO
+    learner: rl.AbstractActorCritic
     lr: float
     clip: optax.GradientTransformation | None
     n_updates: int
     target: float
+
+    def compare(self, name: str, optimizers: dict, n_updates: int, seeds: int, key: int):
+        """`optimizers` and Adam at `lr` train on env `name` from scratch, on the same seeds
+        (root `key`), behind the env's clip, scored over the last `FINAL_FRACTION`."""
+        return rl.compare(
+            optimizers,
+            name,
+            n_updates,
+            lr=self.lr,
+            baselines=("adam",),
+            clip=self.clip,
+            learner=self.learner,
+            env=rl.make(name, **self.env_kwargs),
+            seeds=seeds,
+            key=key,
+            final_fraction=FINAL_FRACTION,
+        )
 
 
 def transfer_tasks() -> dict[str, Transfer]:
@@ -117,19 +134,7 @@ def main() -> None:
             untrained = l2orl.optim4rl(step_size=alpha, key=jax.random.key(0))
             optimizers[f"untrained Optim4RL α {alpha:g}"] = untrained
         start = time.perf_counter()
-        result = rl.compare(
-            optimizers,
-            name,
-            n_updates,
-            lr=task.lr,
-            baselines=("adam",),
-            clip=task.clip,
-            learner=task.learner,
-            env=rl.make(name, **task.env_kwargs),
-            seeds=args.seeds,
-            key=args.key,
-            final_fraction=FINAL_FRACTION,
-        )
+        result = task.compare(name, optimizers, n_updates, args.seeds, args.key)
         print(
             f"\n{name}: {n_updates} updates, {int(result.env_steps[-1]):,} env-steps per run, "
             f"{time.perf_counter() - start:.0f} s\n{result.table()}"

@@ -29,7 +29,7 @@ import optax
 
 import l2orl
 import l2orl.rl as rl
-from transfer import FINAL_FRACTION, Transfer, transfer_tasks
+from transfer import Transfer, transfer_tasks
 
 
 def suites() -> dict[str, dict[str, tuple[Transfer, int]]]:
@@ -132,24 +132,13 @@ def main() -> None:
     for name in names:
         task, key = suite[name]
         n_updates = 2 if args.smoke else task.n_updates
+        alpha = args.alpha_scale * task.lr
         rows = {
-            "candidate": l2orl.resolve_optimizer(args.optimizer, args.alpha_scale * task.lr),
-            "untrained": dataclasses.replace(init, step_size=args.alpha_scale * task.lr),
+            "candidate": l2orl.resolve_optimizer(args.optimizer, alpha),
+            "untrained": dataclasses.replace(init, step_size=alpha),
         }
         start = time.perf_counter()
-        result = rl.compare(
-            rows,
-            name,
-            n_updates,
-            lr=task.lr,
-            baselines=("adam",),
-            clip=task.clip,
-            learner=task.learner,
-            env=rl.make(name, **task.env_kwargs),
-            seeds=args.seeds,
-            key=key,
-            final_fraction=FINAL_FRACTION,
-        )
+        result = task.compare(name, rows, n_updates, args.seeds, key)
         result.plot(args.out / f"{args.suite}_{name.replace(':', '_')}.png")
         ours, base = result.results["candidate"], result.results["untrained"]
         adam = result.results[f"adam {task.lr:g}"]

@@ -22,8 +22,7 @@ _DIRECTORY = Path(str(importlib.resources.files("l2orl") / "pretrained"))
 
 def _path(name: str) -> Path:
     if name not in PRETRAINED:
-        available = sorted(PRETRAINED) or "none ships at present"
-        raise ValueError(f"unknown pretrained optimizer {name!r}; available: {available}")
+        raise ValueError(f"unknown pretrained optimizer {name!r}; available: {sorted(PRETRAINED)}")
     return _DIRECTORY / f"{name}.l2o"
 
 
