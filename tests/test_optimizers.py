@@ -21,6 +21,8 @@ def test_preset_meta_parameter_counts():
     assert l2orl.optim4rl().n_meta_parameters == 514
     # GRU 2→8 (272) + readout 9, and Optim4RL's v-branch (257)
     assert l2orl.optim4rl_scale_free().n_meta_parameters == 538
+    # two facts more into each GRU: 2 · 2 · 3 gates · 8
+    assert l2orl.PRESETS["Optim4RL-scale-free-context"]().n_meta_parameters == 538 + 96
     assert l2orl.l2lgd2().n_meta_parameters == 281
     assert l2orl.linear_optim().n_meta_parameters == 275
     assert l2orl.star().n_meta_parameters == 207  # MLP 39→4→4→4 (200) + 7 decay offsets
@@ -198,6 +200,24 @@ def test_scale_free_optim4rl_is_sign_descent_at_init_and_scale_free(scale):
     unbounded = _shifted(untrained, 0.3)
     assert max(float(jnp.max(jnp.abs(u))) for u in updates(larger, scale)) <= 1e-3 * (1 + 1e-6)
     assert max(float(jnp.max(jnp.abs(u))) for u in updates(unbounded, scale)) > 1.5e-3
+
+
+def test_scale_free_optim4rl_with_context_reads_the_loops_facts():
+    """Untrained, it is the same sign descent whatever the context; trained, its step changes
+    with the training proportion, and plain optax code (no context) reads the facts as 0."""
+    params = {"w": jnp.zeros((8, 4))}
+    grads = grads_like(params, 3)
+    untrained = l2orl.PRESETS["Optim4RL-scale-free-context"](step_size=1e-3)
+    trained = _shifted(untrained, 0.3)
+
+    def step(opt, proportion):
+        context = None if proportion is None else l2orl.UpdateContext(jnp.float32(proportion))
+        return opt.update(grads, opt.init(params), params, context=context)[0]["w"]
+
+    for proportion in (None, 0.0, 1.0):
+        np.testing.assert_allclose(step(untrained, proportion), -1e-3 * jnp.sign(grads["w"]))
+    assert not np.allclose(step(trained, 0.0), step(trained, 1.0))
+    np.testing.assert_array_equal(step(trained, None), step(trained, 0.0))
 
 
 def test_moment_ratio_equation():

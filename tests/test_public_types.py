@@ -116,6 +116,7 @@ def test_presets_are_factories_of_general_classes():
     assert set(l2orl.PRESETS) == {
         "Optim4RL",
         "Optim4RL-scale-free",
+        "Optim4RL-scale-free-context",
         "L2LGD2",
         "LinearOptim",
         "STAR",

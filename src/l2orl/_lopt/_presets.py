@@ -6,6 +6,7 @@ Presets are snake_case factories: each returns an instance of a general final cl
 `HypernetworkOptimizer`) configured as published, so a preset and a hand-built optimizer of
 the same parts are the same object."""
 
+import functools
 from collections.abc import Callable
 
 import equinox as eqx
@@ -86,6 +87,7 @@ def optim4rl_scale_free(
     eps: float = 1e-8,
     momentum: float = 0.9,
     max_step: float | None = None,
+    context: tuple[str, ...] = (),
     *,
     stop_gradient_inputs: bool = True,
     key: PRNGKey | None = None,
@@ -103,17 +105,28 @@ def optim4rl_scale_free(
     which vanish at small gradients, where it becomes sign descent. The readouts start at
     zero, so the untrained optimizer is sign descent with step α at every scale, what plain
     Optim4RL does at small gradients. With `max_step` each step is at most `max_step·α`
-    (see [`l2orl.MomentRatioOptimizer`][]). 538 meta-parameters at `hidden_size=8`.
+    (see [`l2orl.MomentRatioOptimizer`][]). With `context`, both GRUs also read those facts of
+    the RL loop ([`l2orl.ContextFeatures`][], e.g. `("training_proportion",
+    "batch_proportion")`), so the response can change over an agent's life and between A2C
+    and PPO; the untrained optimizer is the same sign descent. 538 meta-parameters at
+    `hidden_size=8`, 48 more per fact.
 
     **Arguments:** `step_size` α (default 1e-3), `hidden_size` (8), `eps` (1e-8), `momentum`
-    (0.9), `max_step` (default None: no bound), `stop_gradient_inputs` (default True), `key`
-    (default `jax.random.key(0)`).
+    (0.9), `max_step` (default None: no bound), `context` (default none), `stop_gradient_inputs`
+    (default True), `key` (default `jax.random.key(0)`).
     """
     k1, k2 = jax.random.split(_key(key))
-    m_inputs = ScaleFree(Concatenate(Identity(), Momentum((momentum,))))
+
+    def with_context(inputs):
+        return Concatenate(inputs, ContextFeatures(context)) if context else inputs
+
+    m_inputs = with_context(ScaleFree(Concatenate(Identity(), Momentum((momentum,)))))
+    v_inputs = with_context(ScaleFree(Square(), degree=2))
     optimizer = MomentRatioOptimizer(
-        m_branch=Branch(m_inputs, GRUCell(2, hidden_size, key=k1), SignExpHead()),
-        v_branch=Branch(ScaleFree(Square(), degree=2), GRUCell(1, hidden_size, key=k2), ExpHead()),
+        m_branch=Branch(
+            m_inputs, GRUCell(m_inputs.n_features, hidden_size, key=k1), SignExpHead()
+        ),
+        v_branch=Branch(v_inputs, GRUCell(v_inputs.n_features, hidden_size, key=k2), ExpHead()),
         step_size=step_size,
         eps=eps,
         stop_gradient_inputs=stop_gradient_inputs,
@@ -301,6 +314,9 @@ def velo_like(
 PRESETS: dict[str, Callable[..., AbstractLearnedOptimizer]] = {
     "Optim4RL": optim4rl,
     "Optim4RL-scale-free": optim4rl_scale_free,
+    "Optim4RL-scale-free-context": functools.partial(
+        optim4rl_scale_free, context=("training_proportion", "batch_proportion")
+    ),
     "L2LGD2": l2lgd2,
     "LinearOptim": linear_optim,
     "STAR": star,
