@@ -35,10 +35,11 @@ def _fraction_or_none(text: str) -> float | str:
 def _presets(args: argparse.Namespace) -> int:
     import l2orl
 
-    print(f"{'preset':<12} {'class':<24} meta-parameters")
+    width = max(map(len, l2orl.PRESETS))
+    print(f"{'preset':<{width}} {'class':<24} meta-parameters")
     for name, make in l2orl.PRESETS.items():
         optimizer = make()
-        print(f"{name:<12} {type(optimizer).__name__:<24} {optimizer.n_meta_parameters}")
+        print(f"{name:<{width}} {type(optimizer).__name__:<24} {optimizer.n_meta_parameters}")
     return 0
 
 
