@@ -2,7 +2,8 @@
 scales, and on gradient streams recorded from the validation suite's agents.
 
     python benchmarks/step_response.py [OPTIMIZER ...] [--steps 1000]
-                                       [--tasks TASK ...] [--out FILE]
+                                       [--tasks TASK ...] [--context FACT=VALUE ...]
+                                       [--out FILE]
 
 Each OPTIMIZER (a preset, a shipped optimizer or an `.l2o` file; default: the untrained
 `Optim4RL` and `Optim4RL-scale-free`) updates 4,096 coordinates for `--steps` steps: half
@@ -18,6 +19,10 @@ coordinates are kept at every optimizer update. Printed per task: the gradient s
 median and 90th percentile of `|g|` over the run) and, for each optimizer fed that stream,
 its mean `|Δθ|/α` over the second half of the run: the step it would take on the task's
 gradients, next to Adam's.
+
+With `--context` (e.g. `training_proportion=1 batch_proportion=0.5`) every update carries
+those facts of the RL loop, for optimizers that read them (`l2orl.ContextFeatures`);
+without it they read 0.
 """
 
 import argparse
@@ -102,11 +107,22 @@ def main() -> None:
     parser.add_argument("optimizers", nargs="*", default=["Optim4RL", "Optim4RL-scale-free"])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--tasks", nargs="*", default=[], help="validation tasks to record")
+    parser.add_argument(
+        "--context", nargs="*", default=[], metavar="FACT=VALUE", help="the loop's facts"
+    )
     parser.add_argument("--out", help="write the figures as JSON")
     args = parser.parse_args()
     rows = {"adam": optax.adam(1.0)}
     for spec in args.optimizers:
         rows[spec] = l2orl.resolve_optimizer(spec, step_size=1.0).as_optax()
+    try:
+        pairs = [item.split("=", 1) for item in args.context]
+        facts = {pair[0]: jnp.float32(pair[-1]) for pair in pairs if len(pair) == 2}
+        if len(facts) < len(pairs):
+            raise ValueError("expected FACT=VALUE pairs")
+        rows = {name: l2orl.with_context(tx, **facts) for name, tx in rows.items()}
+    except ValueError as error:
+        parser.error(f"--context {' '.join(args.context)}: {error}")
     figures = {"synthetic": {}, "recorded": {}}
     print(f"|step| / α after {args.steps} steps: signal / noise coordinates")
     print(f"{'optimizer':<40}" + "".join(f"{f's = {s:g}':>16}" for s in SCALES))
