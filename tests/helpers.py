@@ -38,6 +38,7 @@ PREPROCESSORS = [
     l2orl.SignLog(),
     l2orl.ParamValue(),
     l2orl.Momentum((0.5, 0.9)),
+    l2orl.Momentum((0.9,), debias=True),
     l2orl.TimeFeatures((1.0, 10.0)),
     l2orl.RMSNormalize(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,)))),
     l2orl.ScaleFree(l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,)))),
@@ -107,6 +108,7 @@ def rich_in_slow_tier(name: str, value):
 OPTIMIZERS = [
     l2orl.optim4rl(),
     l2orl.optim4rl_scale_free(),
+    l2orl.optim4rl_scale_free(direction="adam"),
     l2orl.l2lgd2(),
     l2orl.linear_optim(),
     l2orl.star(),
@@ -117,6 +119,7 @@ OPTIMIZERS = [
 OPTIMIZER_IDS = [
     "Optim4RL",
     "Optim4RL-scale-free",
+    "Optim4RL-scale-free-Adam",
     "L2LGD2",
     "LinearOptim",
     "STAR",

@@ -220,6 +220,40 @@ def test_scale_free_optim4rl_with_context_reads_the_loops_facts():
     np.testing.assert_array_equal(step(trained, None), step(trained, 0.0))
 
 
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 1e3])
+def test_scale_free_optim4rl_with_adams_direction_is_adam_at_init(scale):
+    """Untrained, the Adam-direction preset's updates are optax.adam's at every gradient scale
+    (to Adam's ε); trained, they differ, and not only by a constant factor."""
+    params = {"w": jnp.zeros((8, 4)), "b": jnp.zeros((4,))}
+    stream = [jax.tree.map(lambda x: scale * x, grads_like(params, i + 3)) for i in range(6)]
+    untrained = l2orl.PRESETS["Optim4RL-scale-free-Adam"](step_size=1e-3)
+    assert untrained.n_meta_parameters == l2orl.optim4rl_scale_free().n_meta_parameters
+
+    def updates(opt):
+        state, out = opt.init(params), []
+        for g in stream:
+            u, state = opt.update(g, state, params)
+            out.append(jnp.concatenate([x.ravel() for x in jax.tree.leaves(u)]))
+        return jnp.stack(out)
+
+    adam = updates(optax.adam(1e-3, eps=1e-8 * scale))
+    np.testing.assert_allclose(updates(untrained), adam, rtol=1e-4)
+    ratio = updates(_shifted(untrained, 0.3)) / adam
+    assert float(jnp.std(ratio)) > 1e-3 * float(jnp.mean(jnp.abs(ratio)))
+
+
+def test_branch_direction_must_name_a_feature():
+    with pytest.raises(ValueError, match="direction=2 is not the index of one of the 2"):
+        l2orl.Branch(
+            l2orl.Concatenate(l2orl.Identity(), l2orl.Momentum((0.9,))),
+            l2orl.GRUCell(2, key=jax.random.key(0)),
+            l2orl.ExpScaleHead(),
+            direction=2,
+        )
+    with pytest.raises(ValueError, match="direction must be 'sign' or 'adam', got 'adamw'"):
+        l2orl.optim4rl_scale_free(direction="adamw")
+
+
 def test_moment_ratio_equation():
     opt = l2orl.optim4rl(step_size=0.1, eps=1e-3)
     params = {"x": jnp.zeros((6,))}

@@ -89,6 +89,27 @@ def test_momentum_is_an_ema_at_each_decay():
         np.testing.assert_allclose(features["x"][:, j], m, rtol=1e-6)
 
 
+def test_debiased_momentum_is_adams_bias_corrected_first_moment():
+    """With `debias`, the features are `m_t / (1 - βᵗ)`: the first one is `g` itself at every
+    decay, and the state carries the update count."""
+    pre = l2orl.Momentum((0.5, 0.9), debias=True)
+    params = {"x": jnp.zeros((2,)), "y": (jnp.zeros(()),)}
+    state = pre.init(params)
+    assert state["x"].shape == (2, 3)
+    gs = [jnp.asarray([1.0, -2.0]), jnp.asarray([3.0, 0.5]), jnp.asarray([-1.0, 4.0])]
+    for t, g in enumerate(gs, start=1):
+        features, state = pre({"x": g, "y": (g[0],)}, state, params)
+        if t == 1:
+            np.testing.assert_allclose(features["x"], np.stack([g, g], axis=-1), rtol=1e-6)
+    for j, beta in enumerate((0.5, 0.9)):
+        m = np.zeros(2)
+        for g in gs:
+            m = beta * m + (1 - beta) * np.asarray(g)
+        np.testing.assert_allclose(features["x"][:, j], m / (1 - beta**3), rtol=1e-6)
+        np.testing.assert_allclose(features["y"][0][j], m[0] / (1 - beta**3), rtol=1e-6)
+    np.testing.assert_array_equal(state["x"][:, -1], [3.0, 3.0])
+
+
 def test_rms_normalize_gives_unit_second_moment_per_tensor():
     pre = l2orl.RMSNormalize(l2orl.Identity(), eps=1e-12)
     grads = {"a": jnp.asarray([[1.0, 3.0], [5.0, -7.0]]), "b": jnp.asarray(1e-3)}

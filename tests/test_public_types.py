@@ -117,6 +117,7 @@ def test_presets_are_factories_of_general_classes():
         "Optim4RL",
         "Optim4RL-scale-free",
         "Optim4RL-scale-free-context",
+        "Optim4RL-scale-free-Adam",
         "L2LGD2",
         "LinearOptim",
         "STAR",

@@ -34,13 +34,19 @@ class Branch(eqx.Module):
     coordinates of all leaves, raveled into a single batch (the cell through
     `apply_to_coordinates`: a blocked, rematerialised backward pass).
 
-    **Arguments:** `preprocessor`, `cell`, `head`. Raises `ValueError` if the preprocessor's
-    `n_features` differs from the cell's, or the cell's `n_out` from the head's `n_in`.
+    The head reads each coordinate's gradient, or with `direction=k` the preprocessor's
+    feature `k` in its place: `ExpScaleHead` then gives `exp(o)·x_k`, a learned step along
+    another direction than `g` (Adam's `m̂/√v̂`, say).
+
+    **Arguments:** `preprocessor`, `cell`, `head`, `direction` (default None: the gradient).
+    Raises `ValueError` if the preprocessor's `n_features` differs from the cell's, the
+    cell's `n_out` from the head's `n_in`, or `direction` is not a feature's index.
     """
 
     preprocessor: AbstractPreprocessor
     cell: AbstractCell
     head: AbstractHead
+    direction: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.preprocessor.n_features != self.cell.n_features:
@@ -53,6 +59,11 @@ class Branch(eqx.Module):
             raise ValueError(
                 f"the cell {type(self.cell).__name__} gives n_out={self.cell.n_out} outputs but "
                 f"the head {type(self.head).__name__} reads n_in={self.head.n_in}"
+            )
+        if self.direction is not None and not 0 <= self.direction < self.cell.n_features:
+            raise ValueError(
+                f"direction={self.direction!r} is not the index of one of the "
+                f"{self.cell.n_features} features of {type(self.preprocessor).__name__}"
             )
 
     def init(self, params: Params) -> BranchState:
@@ -104,6 +115,8 @@ class Branch(eqx.Module):
         noisy = isinstance(self.head, NoisyHead)
         cell_features = features[:-1] if noisy else features
         out, hidden = apply_to_coordinates(self.cell, cell_features, hidden)
+        if self.direction is not None:
+            grads = features[self.direction]
         if noisy:
             return jax.vmap(self.head, in_axes=(-1, 0, 0))(out, grads, features[-1]), hidden
         return jax.vmap(self.head, in_axes=(-1, 0))(out, grads), hidden

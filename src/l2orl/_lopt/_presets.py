@@ -88,6 +88,7 @@ def optim4rl_scale_free(
     momentum: float = 0.9,
     max_step: float | None = None,
     context: tuple[str, ...] = (),
+    direction: str = "sign",
     *,
     stop_gradient_inputs: bool = True,
     key: PRNGKey | None = None,
@@ -111,20 +112,33 @@ def optim4rl_scale_free(
     and PPO; the untrained optimizer is the same sign descent. 538 meta-parameters at
     `hidden_size=8`, 48 more per fact.
 
+    With `direction="adam"` the m-branch steps along Adam's direction instead of `sign(g)`:
+    its momentum is bias-corrected (`m̂`) and `m = exp(o1)·m̂/√v̂` (an
+    [`l2orl.ExpScaleHead`][] on that feature), so the untrained optimizer is Adam with
+    learning rate α and betas `(momentum, 0.999)`, and meta-training learns how far each
+    coordinate's step departs from Adam's.
+
     **Arguments:** `step_size` α (default 1e-3), `hidden_size` (8), `eps` (1e-8), `momentum`
-    (0.9), `max_step` (default None: no bound), `context` (default none), `stop_gradient_inputs`
-    (default True), `key` (default `jax.random.key(0)`).
+    (0.9), `max_step` (default None: no bound), `context` (default none), `direction`
+    (`"sign"` or `"adam"`, default `"sign"`), `stop_gradient_inputs` (default True), `key`
+    (default `jax.random.key(0)`).
     """
+    if direction not in ("sign", "adam"):
+        raise ValueError(f"direction must be 'sign' or 'adam', got {direction!r}")
+    adam = direction == "adam"
     k1, k2 = jax.random.split(_key(key))
 
     def with_context(inputs):
         return Concatenate(inputs, ContextFeatures(context)) if context else inputs
 
-    m_inputs = with_context(ScaleFree(Concatenate(Identity(), Momentum((momentum,)))))
+    m_inputs = with_context(ScaleFree(Concatenate(Identity(), Momentum((momentum,), debias=adam))))
     v_inputs = with_context(ScaleFree(Square(), degree=2))
     optimizer = MomentRatioOptimizer(
         m_branch=Branch(
-            m_inputs, GRUCell(m_inputs.n_features, hidden_size, key=k1), SignExpHead()
+            m_inputs,
+            GRUCell(m_inputs.n_features, hidden_size, key=k1),
+            ExpScaleHead() if adam else SignExpHead(),
+            direction=1 if adam else None,
         ),
         v_branch=Branch(v_inputs, GRUCell(v_inputs.n_features, hidden_size, key=k2), ExpHead()),
         step_size=step_size,
@@ -317,6 +331,7 @@ PRESETS: dict[str, Callable[..., AbstractLearnedOptimizer]] = {
     "Optim4RL-scale-free-context": functools.partial(
         optim4rl_scale_free, context=("training_proportion", "batch_proportion")
     ),
+    "Optim4RL-scale-free-Adam": functools.partial(optim4rl_scale_free, direction="adam"),
     "L2LGD2": l2lgd2,
     "LinearOptim": linear_optim,
     "STAR": star,

@@ -4,20 +4,24 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._context import UpdateContext
-from .._custom_types import Features, Params, Updates
+from .._custom_types import Features, Params, PreprocessorState, Updates
 from ._base import AbstractPreprocessor
 
 
 class Momentum(AbstractPreprocessor):
     """Exponential moving averages of the gradient at several decays (stateful).
 
-    `m_i ← β_i·m_i + (1-β_i)·g` for each decay `β_i`; the features are the updated `m_i`.
-    State leaves have shape `(*shape, len(decays))`, float32, zeros at init.
+    `m_i ← β_i·m_i + (1-β_i)·g` for each decay `β_i`; the features are the updated `m_i`, or
+    with `debias` Adam's bias-corrected `m_i / (1 - β_iᵗ)` at update `t`. State leaves have
+    shape `(*shape, len(decays) + debias)` (with `debias`, the last entry counts updates),
+    float32, zeros at init.
 
-    **Arguments:** `decays`, a tuple of floats in `[0, 1)` (default `(0.9, 0.99, 0.999)`).
+    **Arguments:** `decays`, a tuple of floats in `[0, 1)` (default `(0.9, 0.99, 0.999)`);
+    `debias` (default False).
     """
 
     decays: tuple[float, ...] = eqx.field(static=True, default=(0.9, 0.99, 0.999))
+    debias: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if not self.decays or any(not 0.0 <= d < 1.0 for d in self.decays):
@@ -27,18 +31,17 @@ class Momentum(AbstractPreprocessor):
     def n_features(self) -> int:
         return len(self.decays)
 
-    def init(self, params: Params) -> Features:
-        return jax.tree.map(
-            lambda p: jnp.zeros((*jnp.shape(p), self.n_features), jnp.float32), params
-        )
+    def init(self, params: Params) -> PreprocessorState:
+        n_state = self.n_features + self.debias
+        return jax.tree.map(lambda p: jnp.zeros((*jnp.shape(p), n_state), jnp.float32), params)
 
     def __call__(
         self,
         grads: Updates,
-        state: Features,
+        state: PreprocessorState,
         params: Params | None,
         context: UpdateContext | None = None,
-    ) -> tuple[Features, Features]:
+    ) -> tuple[Features, PreprocessorState]:
         decays = jnp.asarray(self.decays, jnp.float32)
 
         def ema(
@@ -46,5 +49,17 @@ class Momentum(AbstractPreprocessor):
         ) -> Float[Array, "*shape n"]:
             return decays * m + (1.0 - decays) * g[..., None].astype(jnp.float32)
 
-        moments = jax.tree.map(ema, grads, state)
-        return moments, moments
+        if not self.debias:
+            moments = jax.tree.map(ema, grads, state)
+            return moments, moments
+
+        def step(
+            g: Float[Array, "*shape"], s: Float[Array, "*shape k"]
+        ) -> Float[Array, "*shape k"]:
+            return jnp.concatenate([ema(g, s[..., :-1]), s[..., -1:] + 1.0], axis=-1)
+
+        def unbiased(s: Float[Array, "*shape k"]) -> Float[Array, "*shape n"]:
+            return s[..., :-1] / (1.0 - decays ** s[..., -1:])
+
+        state = jax.tree.map(step, grads, state)
+        return jax.tree.map(unbiased, state), state
