@@ -9,8 +9,11 @@ Recipes (their settings are the JSON files beside this script):
   (`l2orl.optim4rl_scale_free`) meta-trained on brax's inverted_double_pendulum with PPO
   agents (one env each, α 3e-4, gradients clipped at 1), 32 agents in a staggered pipeline
   (reset interval 16), K = 4, the agents' own loss, 40 meta-steps, meta-training seed 1;
-  22–29 min on two CPU cores. It is the one recipe whose optimizer passes the validation
-  protocol (with seeds 0 and 1; seed 1 ships).
+  22–29 min on two CPU cores. It passes the validation protocol with seeds 0 and 1; seed 1
+  ships.
+- `optim4rl-brax-adam` (`pretrain_brax_adam.json`): the same recipe for
+  `Optim4RL-scale-free-Adam`, the scale-free Optim4RL stepping along Adam's direction (Adam
+  untrained), meta-training seed 0; 21 min.
 - `l2orl-rl` (`pretrain_rl.json`): Optim4RL with scale-free inputs
   (`l2orl.optim4rl_scale_free`) meta-trained on Catch and CartPole-v1 with A2C agents and on
   CartPole-v1 and Acrobot-v1 with PPO agents (each at its Adam learning rate relative to
@@ -21,7 +24,7 @@ Recipes (their settings are the JSON files beside this script):
   LPG gridworlds at once (docs/reference.md, "Multi-task gridworld meta-training"), with 16
   agents per task instead of the reference's 512; about an hour.
 
-The other two recipes' optimizers do not pass the validation protocol (docs/results.md);
+The brax recipes' optimizers pass the validation protocol and ship; the other two do not pass the validation protocol (docs/results.md);
 their packages are for `l2orl.load`.
 A run resumes where it stopped. The package is the optimizer with a manifest: the recipe's
 command, the run's configuration, the l2orl version, training figures (wall time, env-steps,
@@ -47,6 +50,7 @@ import l2orl
 
 RECIPES = {
     "optim4rl-brax": Path(__file__).with_name("pretrain_brax.json"),
+    "optim4rl-brax-adam": Path(__file__).with_name("pretrain_brax_adam.json"),
     "l2orl-rl": Path(__file__).with_name("pretrain_rl.json"),
     "optim4rl-gridworld": Path(__file__).with_name("pretrain_gridworld.json"),
 }
