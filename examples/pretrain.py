@@ -24,8 +24,8 @@ Recipes (their settings are the JSON files beside this script):
   LPG gridworlds at once (docs/reference.md, "Multi-task gridworld meta-training"), with 16
   agents per task instead of the reference's 512; about an hour.
 
-The brax recipes' optimizers pass the validation protocol and ship; the other two do not pass the validation protocol (docs/results.md);
-their packages are for `l2orl.load`.
+The brax recipes' optimizers pass the validation protocol and ship; the other two do not
+(docs/results.md), and their packages are for `l2orl.load`.
 A run resumes where it stopped. The package is the optimizer with a manifest: the recipe's
 command, the run's configuration, the l2orl version, training figures (wall time, env-steps,
 skipped meta-steps, each task's agent return early and late) and, with `--validation`, the
