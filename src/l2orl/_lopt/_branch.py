@@ -115,11 +115,10 @@ class Branch(eqx.Module):
         noisy = isinstance(self.head, NoisyHead)
         cell_features = features[:-1] if noisy else features
         out, hidden = apply_to_coordinates(self.cell, cell_features, hidden)
-        if self.direction is not None:
-            grads = features[self.direction]
+        along = grads if self.direction is None else features[self.direction]
         if noisy:
-            return jax.vmap(self.head, in_axes=(-1, 0, 0))(out, grads, features[-1]), hidden
-        return jax.vmap(self.head, in_axes=(-1, 0))(out, grads), hidden
+            return jax.vmap(self.head, in_axes=(-1, 0, 0))(out, along, features[-1]), hidden
+        return jax.vmap(self.head, in_axes=(-1, 0))(out, along), hidden
 
     def __call__(
         self,

@@ -12,9 +12,9 @@ class Momentum(AbstractPreprocessor):
     """Exponential moving averages of the gradient at several decays (stateful).
 
     `m_i ← β_i·m_i + (1-β_i)·g` for each decay `β_i`; the features are the updated `m_i`, or
-    with `debias` Adam's bias-corrected `m_i / (1 - β_iᵗ)` at update `t`. State leaves have
-    shape `(*shape, len(decays) + debias)` (with `debias`, the last entry counts updates),
-    float32, zeros at init.
+    with `debias` Adam's bias-corrected `m_i / (1 - β_iᵗ)` at update `t`. The state is the
+    `m_i` (leaves of shape `(*shape, len(decays))`, float32, zeros at init), with `debias` in
+    a pair `(moments, t)` with the update count `t` (an int32 scalar).
 
     **Arguments:** `decays`, a tuple of floats in `[0, 1)` (default `(0.9, 0.99, 0.999)`);
     `debias` (default False).
@@ -32,8 +32,10 @@ class Momentum(AbstractPreprocessor):
         return len(self.decays)
 
     def init(self, params: Params) -> PreprocessorState:
-        n_state = self.n_features + self.debias
-        return jax.tree.map(lambda p: jnp.zeros((*jnp.shape(p), n_state), jnp.float32), params)
+        moments = jax.tree.map(
+            lambda p: jnp.zeros((*jnp.shape(p), self.n_features), jnp.float32), params
+        )
+        return (moments, jnp.zeros((), jnp.int32)) if self.debias else moments
 
     def __call__(
         self,
@@ -52,14 +54,6 @@ class Momentum(AbstractPreprocessor):
         if not self.debias:
             moments = jax.tree.map(ema, grads, state)
             return moments, moments
-
-        def step(
-            g: Float[Array, "*shape"], s: Float[Array, "*shape k"]
-        ) -> Float[Array, "*shape k"]:
-            return jnp.concatenate([ema(g, s[..., :-1]), s[..., -1:] + 1.0], axis=-1)
-
-        def unbiased(s: Float[Array, "*shape k"]) -> Float[Array, "*shape n"]:
-            return s[..., :-1] / (1.0 - decays ** s[..., -1:])
-
-        state = jax.tree.map(step, grads, state)
-        return jax.tree.map(unbiased, state), state
+        moments, count = jax.tree.map(ema, grads, state[0]), state[1] + 1
+        correction = 1.0 - decays ** count.astype(jnp.float32)
+        return jax.tree.map(lambda m: m / correction, moments), (moments, count)
