@@ -51,6 +51,14 @@ def test_every_estimator_name_builds_its_estimator(name):
     assert type(trainer.meta_loss) is l2orl.META_LOSSES[loss]
 
 
+@pytest.mark.parametrize("loss", ["agent", "fresh_rollout"])
+def test_normalize_advantages_reaches_the_meta_loss(loss):
+    config = l2orl.MetaTrainConfig(meta_loss=loss, normalize_advantages=True, agents=4)
+    assert config.trainer().meta_loss.normalize_advantages
+    assert not config.replace(normalize_advantages=False).make_meta_loss().normalize_advantages
+    assert l2orl.MetaTrainConfig.from_json(config.to_json()) == config
+
+
 def test_every_schedule_pipeline_and_preset_name_builds_its_part():
     for schedule in l2orl.SCHEDULES:
         config = l2orl.MetaTrainConfig(schedule=schedule, min_unroll=2, unroll=5)
@@ -128,6 +136,12 @@ def test_learners_give_each_env_its_agents_and_task_name():
         ({"optimizer": "Adam"}, "unknown optimizer 'Adam'; expected one of"),
         ({"estimator": "bptt"}, "unknown estimator 'bptt'"),
         ({"meta_loss": "return"}, "unknown meta_loss 'return'"),
+        ({"normalize_advantages": "yes"}, "normalize_advantages must be true or false, got 'yes'"),
+        (
+            {"normalize_advantages": True, "estimator": "es", "meta_loss": "unroll_return"},
+            "normalize_advantages is an option of the 'agent' and 'fresh_rollout' meta-losses, "
+            "not 'unroll_return'",
+        ),
         ({"schedule": "linear"}, "unknown schedule 'linear'"),
         ({"pipeline": "stagger"}, "unknown pipeline kind 'stagger'"),
         ({"agents_per_chunk": 12}, r"agents_per_chunk must divide agents \(64\), got 12"),

@@ -68,6 +68,30 @@ def test_a2c_loss_terms_and_gradients():
     assert jnp.all(g == 0)
 
 
+def test_a2c_loss_with_normalized_advantages_ignores_the_td_errors_scale():
+    """Normalised over the batch, the policy term is the same for TD errors `δ` and `c·δ + b`;
+    raw, it scales with them."""
+    log_probs = jnp.log(jnp.asarray([0.5, 0.25, 0.4]))
+    values, targets = jnp.asarray([1.0, 0.0, 0.5]), jnp.asarray([2.0, -1.0, 0.0])
+    entropies = jnp.zeros(3)
+
+    def policy_loss(scale, shift, normalize):
+        _, m = rl.a2c_loss(
+            log_probs,
+            entropies,
+            scale * values,
+            scale * targets + shift,
+            normalize_advantages=normalize,
+        )
+        return float(m["policy_loss"])
+
+    assert policy_loss(100.0, 3.0, True) == pytest.approx(policy_loss(1.0, 0.0, True), rel=1e-5)
+    assert policy_loss(100.0, 0.0, False) != pytest.approx(policy_loss(1.0, 0.0, False))
+    td = np.asarray([1.0, -1.0, -0.5])
+    expected = -np.mean((td - td.mean()) / td.std() * np.log([0.5, 0.25, 0.4]))
+    assert policy_loss(1.0, 0.0, True) == pytest.approx(expected, rel=1e-5)
+
+
 def test_ppo_loss_clips_the_ratio():
     old = jnp.zeros(4)
     adv = jnp.asarray([1.0, 1.0, -1.0, -1.0])

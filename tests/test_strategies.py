@@ -1,6 +1,8 @@
 """Generic properties of every estimator, meta-loss, schedule, learner and env family, each
 parametrized over its registry in helpers.py: a new strategy joins a registry and is covered."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -256,3 +258,20 @@ def test_fresh_rollout_loss_scores_the_network_on_fresh_environments():
     toy = toy_task(1)
     with pytest.raises(ValueError, match=r"needs an actor-critic learner .* got QuadraticLearner"):
         meta_loss(toy.learner, None, toy.learner.init(None, KEY), None, None, KEY)
+
+
+@pytest.mark.parametrize("kind", [l2orl.AgentLoss, l2orl.FreshRolloutLoss])
+def test_meta_losses_with_normalized_advantages_score_a_normalizing_learner(kind):
+    """`normalize_advantages=True` scores the agent with `A2C(normalize_advantages=True)`'s
+    loss, which differs from its raw loss; a learner without advantages is refused."""
+    task = meta_loss_task(l2orl.FreshRolloutLoss(4))
+    state = task.learner.init(task.env, KEY)
+    raw, normalized = kind(), kind(normalize_advantages=True)
+    loss, _ = normalized(task.learner, task.env, state, None, None, KEY)
+    learner = dataclasses.replace(task.learner, normalize_advantages=True)
+    expected, _ = raw(learner, task.env, state, None, None, KEY)
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    assert not np.isclose(loss, raw(task.learner, task.env, state, None, None, KEY)[0])
+    toy = toy_task(1)
+    with pytest.raises(ValueError, match=r"needs an? (actor-critic )?learner"):
+        normalized(toy.learner, None, toy.learner.init(None, KEY), None, None, KEY)

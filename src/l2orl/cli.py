@@ -191,6 +191,14 @@ def parser() -> argparse.ArgumentParser:
     meta.add_argument("--pipeline", help="a name of l2orl.PIPELINE_KINDS")
     meta.add_argument("--estimator", help="a name of l2orl.ESTIMATORS")
     meta.add_argument("--meta-loss", dest="meta_loss", help="a name of l2orl.META_LOSSES")
+    meta.add_argument(
+        "--normalize-advantages",
+        dest="normalize_advantages",
+        action="store_true",
+        default=None,
+        help="the agent and fresh_rollout meta-losses normalise the agents' advantages over "
+        "their batch (PPO's loss already does)",
+    )
     meta.add_argument("--schedule", help="a name of l2orl.SCHEDULES")
     meta.add_argument(
         "--min-unroll",

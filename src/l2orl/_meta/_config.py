@@ -93,8 +93,10 @@ class MetaTrainConfig:
     optimizer allows it and `physics_gradient` is off, else autodiff), `physics_gradient`
     (brax envs only: let the meta-gradient flow through the simulator, as the reference's
     PPO meta-gradients do; default false, it stops there), `meta_loss` (a name of
-    [`l2orl.META_LOSSES`][]), `schedule` (a name of [`l2orl.SCHEDULES`][]), `low_memory` (compile
-    with XLA CPU's older fusion emitters: less compiler memory, a slower meta-step), `meta_lr`,
+    [`l2orl.META_LOSSES`][]), `normalize_advantages` (the `agent` and `fresh_rollout`
+    meta-losses normalise the agents' advantages over their batch; default false), `schedule`
+    (a name of [`l2orl.SCHEDULES`][]), `low_memory` (compile with XLA CPU's older fusion
+    emitters: less compiler memory, a slower meta-step), `meta_lr`,
     `meta_clip` (element-wise clip of the meta-gradient, or None), `task_normalize`,
     `meta_steps`, `seed`, `out` (the run's folder), `keep_checkpoints` (how many of the newest
     checkpoints a run keeps; 0 keeps all), `eval_seeds`, `eval_updates`.
@@ -119,6 +121,7 @@ class MetaTrainConfig:
     coordinate_fraction: float | str | None = "auto"
     physics_gradient: bool = False
     meta_loss: str = "agent"
+    normalize_advantages: bool = False
     schedule: str = "constant"
     low_memory: bool = False
     meta_lr: float = 3e-3
@@ -168,7 +171,7 @@ class MetaTrainConfig:
                 object.__setattr__(self, name, float(getattr(self, name)))
         if not (isinstance(self.seed, int) and not isinstance(self.seed, bool)):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
-        for name in ("low_memory", "physics_gradient"):
+        for name in ("low_memory", "physics_gradient", "normalize_advantages"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.out, str):
@@ -177,6 +180,12 @@ class MetaTrainConfig:
         _names("estimator", self.estimator, ESTIMATORS)
         _names("meta_loss", self.meta_loss, META_LOSSES)
         _names("schedule", self.schedule, SCHEDULES)
+        loss_fields = {f.name for f in dataclasses.fields(META_LOSSES[self.meta_loss])}
+        if self.normalize_advantages and "normalize_advantages" not in loss_fields:
+            raise ValueError(
+                f"normalize_advantages is an option of the 'agent' and 'fresh_rollout' "
+                f"meta-losses, not {self.meta_loss!r}"
+            )
         if self.min_unroll > self.unroll:
             raise ValueError(f"min_unroll {self.min_unroll} exceeds unroll {self.unroll}")
         if self.learner is not None:
@@ -344,7 +353,9 @@ class MetaTrainConfig:
         return cls(**options)
 
     def make_meta_loss(self) -> AbstractMetaLoss:
-        return META_LOSSES[self.meta_loss]()
+        if not self.normalize_advantages:
+            return META_LOSSES[self.meta_loss]()
+        return META_LOSSES[self.meta_loss](normalize_advantages=True)
 
     def make_schedule(self) -> AbstractTruncationSchedule:
         return SCHEDULES[self.schedule].from_range(self.min_unroll, self.unroll, self.meta_steps)

@@ -45,12 +45,30 @@ class AbstractMetaLoss(eqx.Module):
         env-steps), for an agent of `learner`."""
 
 
+def _scoring(learner: AbstractLearner, normalize_advantages: bool) -> AbstractLearner:
+    """The learner whose loss scores an unroll: with `normalize_advantages`, its advantages
+    normalised over the meta-loss's batch."""
+    if not normalize_advantages:
+        return learner
+    if not hasattr(learner, "normalize_advantages"):
+        raise ValueError(
+            "normalize_advantages needs a learner with advantages (l2orl.rl.A2C, "
+            f"l2orl.rl.PPO), got {type(learner).__name__}"
+        )
+    return dataclasses.replace(learner, normalize_advantages=True)
+
+
 class AgentLoss(AbstractMetaLoss):
     """Optim4RL's meta-loss: the agent's own loss after the unroll, on a fresh rollout.
 
     The rollout advances the agent's environments, as in the reference.
+
+    **Arguments:** `normalize_advantages` (False: the agent's loss as it trains; True: its
+    advantages normalised over the rollout, which makes the meta-loss's scale independent of
+    the task's rewards; PPO's loss already does).
     """
 
+    normalize_advantages: bool = eqx.field(static=True, default=False)
     differentiable = True
 
     def env_steps(self, learner) -> int:
@@ -58,7 +76,7 @@ class AgentLoss(AbstractMetaLoss):
         return learner.env_steps_per_update()
 
     def __call__(self, learner, env, state, unroll, active, key):
-        return learner.fresh_loss(env, state, key)
+        return _scoring(learner, self.normalize_advantages).fresh_loss(env, state, key)
 
 
 class FreshRolloutLoss(AbstractMetaLoss):
@@ -69,10 +87,12 @@ class FreshRolloutLoss(AbstractMetaLoss):
     costs the agent network's forward and backward pass on `n_envs × T` transitions, not the
     optimizer's. Needs an actor-critic learner (its `n_envs` is replaced).
 
-    **Arguments:** `n_envs` (default 64).
+    **Arguments:** `n_envs` (default 64), `normalize_advantages` (as
+    [`l2orl.AgentLoss`][]'s).
     """
 
     n_envs: int = eqx.field(static=True, default=64)
+    normalize_advantages: bool = eqx.field(static=True, default=False)
     differentiable = True
 
     def __check_init__(self):
@@ -90,7 +110,9 @@ class FreshRolloutLoss(AbstractMetaLoss):
                 "FreshRolloutLoss needs an actor-critic learner (l2orl.rl.A2C, l2orl.rl.PPO), "
                 f"got {type(learner).__name__}"
             )
-        wide = dataclasses.replace(learner, n_envs=self.n_envs)
+        wide = dataclasses.replace(
+            _scoring(learner, self.normalize_advantages), n_envs=self.n_envs
+        )
         k_reset, k_loss = jax.random.split(key)
         fresh = wide.init(env, k_reset)
         fresh = eqx.tree_at(

@@ -23,7 +23,8 @@ class A2C(AbstractActorCritic):
     ([`l2orl.rl.NetworkSpec`][]; the default shared 64-64 tanh MLP is not a reference net: see
     [`l2orl.rl.default_learner`][]), `normalize_observations` (False), `bootstrap_truncation`
     (True: a time-limit end bootstraps from the reached state's value; False treats it as
-    terminal, as the reference does).
+    terminal, as the reference does), `normalize_advantages` (False, as the reference: the
+    policy term weighs raw TD(λ) errors; True normalises them over the batch, as PPO does).
     """
 
     n_envs: int = eqx.field(static=True, default=64)
@@ -36,6 +37,7 @@ class A2C(AbstractActorCritic):
     network: NetworkSpec = eqx.field(default_factory=NetworkSpec)
     normalize_observations: bool = eqx.field(static=True, default=False)
     bootstrap_truncation: bool = eqx.field(static=True, default=True)
+    normalize_advantages: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         for name in ("n_envs", "rollout_length"):
@@ -64,7 +66,15 @@ class A2C(AbstractActorCritic):
         log_probs = jax.vmap(jax.vmap(network.policy.log_prob))(dist, trajectory.actions)
         keys = jax.random.split(key, dist.shape[:2])
         entropies = jax.vmap(jax.vmap(network.policy.entropy))(dist, keys)
-        return a2c_loss(log_probs, entropies, values, targets, self.value_coef, self.entropy_coef)
+        return a2c_loss(
+            log_probs,
+            entropies,
+            values,
+            targets,
+            self.value_coef,
+            self.entropy_coef,
+            self.normalize_advantages,
+        )
 
     def trajectory_loss(
         self, network, state: LearnerState, trajectory: Trajectory, key: PRNGKey

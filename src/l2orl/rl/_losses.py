@@ -7,6 +7,10 @@ from jaxtyping import Array, Float
 from .._custom_types import Metrics
 
 
+def _normalized(advantages: Float[Array, "*batch"]) -> Float[Array, "*batch"]:
+    return (advantages - jnp.mean(advantages)) / (jnp.std(advantages) + 1e-8)
+
+
 def a2c_loss(
     log_probs: Float[Array, "*batch"],
     entropies: Float[Array, "*batch"],
@@ -14,16 +18,22 @@ def a2c_loss(
     targets: Float[Array, "*batch"],
     value_coef: float | Float[Array, ""] = 0.5,
     entropy_coef: float | Float[Array, ""] = 0.01,
+    normalize_advantages: bool = False,
 ) -> tuple[Float[Array, ""], Metrics]:
     """The advantage actor-critic loss of the Optim4RL reference.
 
     With `δ = sg(G) - V` (G the TD(λ) targets, no gradient through them):
-    `L = -mean(sg(δ)·log π(a|s)) + value_coef·mean(δ²) - entropy_coef·mean(H[π])`.
+    `L = -mean(sg(Â)·log π(a|s)) + value_coef·mean(δ²) - entropy_coef·mean(H[π])`, with the
+    advantages `Â = δ`, or with `normalize_advantages` `δ` normalised over the batch (as
+    PPO's are).
 
     **Returns:** `(loss, metrics)` with the policy, value and entropy terms.
     """
     td_errors = jax.lax.stop_gradient(targets) - values
-    policy_loss = -jnp.mean(jax.lax.stop_gradient(td_errors) * log_probs)
+    advantages = jax.lax.stop_gradient(td_errors)
+    if normalize_advantages:
+        advantages = _normalized(advantages)
+    policy_loss = -jnp.mean(advantages * log_probs)
     value_loss = jnp.mean(jnp.square(td_errors))
     entropy = jnp.mean(entropies)
     loss = policy_loss + value_coef * value_loss - entropy_coef * entropy
@@ -58,7 +68,7 @@ def ppo_loss(
     old_log_probs, old_values = jax.lax.stop_gradient((old_log_probs, old_values))
     advantages, targets = jax.lax.stop_gradient((advantages, targets))
     if normalize_advantages:
-        advantages = (advantages - jnp.mean(advantages)) / (jnp.std(advantages) + 1e-8)
+        advantages = _normalized(advantages)
     log_ratio = log_probs - old_log_probs
     ratio = jnp.exp(log_ratio)
     surrogate = jnp.minimum(
