@@ -14,7 +14,10 @@ the recipe's own estimator and meta-loss. Printed per task:
   `s = c/(1-c)` from the mean cosine c (0 when c ≤ 0);
 - the spread of the draws' norms (largest / smallest);
 - the meta-parameter leaf that carries most of the squared gradient, its share, and the mean
-  cosine of the draws without it.
+  cosine of the draws without it;
+- heavy tails: the mean cosine between the averages of two disjoint halves of the draws (over
+  every split), as drawn and with each draw's norm clipped at the draws' median norm (what
+  clipping the meta-gradient by a running scale does to an average of meta-steps).
 
 Writes the figures as JSON to `--out` when given.
 """
@@ -40,11 +43,31 @@ def pairwise(draws: list[np.ndarray]) -> list[float]:
     return [cosine(a, b) for a, b in itertools.combinations(draws, 2)]
 
 
+def half_cosine(draws: list[np.ndarray]) -> float:
+    """The mean cosine between the averages of two disjoint halves, over every split."""
+    n = len(draws) // 2
+    splits = [
+        (first, tuple(i for i in range(2 * n) if i not in first))
+        for first in itertools.combinations(range(2 * n), n)
+        if 0 in first  # each split once
+    ]
+    return float(
+        np.mean(
+            [
+                cosine(np.mean([draws[i] for i in a], 0), np.mean([draws[i] for i in b], 0))
+                for a, b in splits
+            ]
+        )
+    )
+
+
 def summary(draws: list[np.ndarray], leaves: list[tuple[str, int]]) -> dict:
     """The figures the module docstring lists, for one task's draws."""
     cosines = pairwise(draws)
     mean = float(np.mean(cosines))
     norms = [float(np.linalg.norm(d)) for d in draws]
+    scale = float(np.median(norms))
+    clipped = [d * min(1.0, scale / n) for d, n in zip(draws, norms, strict=True)]
     offsets = np.cumsum([0] + [n for _, n in leaves])
     shares = [
         float(np.mean([np.sum(d[a:b] ** 2) / np.sum(d**2) for d in draws]))
@@ -62,6 +85,8 @@ def summary(draws: list[np.ndarray], leaves: list[tuple[str, int]]) -> dict:
         "top_leaf": leaves[top][0],
         "top_share": shares[top],
         "cosine_mean_without_top": float(np.mean(pairwise([d[keep] for d in draws]))),
+        "half_cosine": half_cosine(draws),
+        "half_cosine_clipped": half_cosine(clipped),
     }
 
 
@@ -123,7 +148,8 @@ def main() -> None:
             f"{task.name:<20} cosine {s['cosine_mean']:6.3f} [{s['cosine_min']:6.3f}, "
             f"{s['cosine_max']:5.3f}]  s ≈ {s['snr_squared']:.2f}  norms ×{s['norm_spread']:.1f}  "
             f"top {s['top_leaf']} {s['top_share']:.2f} (without it: "
-            f"{s['cosine_mean_without_top']:.3f})"
+            f"{s['cosine_mean_without_top']:.3f})  halves {s['half_cosine']:.3f} "
+            f"(clipped at the median norm {s['half_cosine_clipped']:.3f})"
         )
     if args.out:
         with open(args.out, "w") as f:

@@ -325,9 +325,19 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
     assert eqx.tree_equal(restored, state)
     with pytest.raises(ValueError, match="another configuration"):
         dataclasses.replace(trainer, task_normalize=1.0).run(1, tmp_path, progress=False)
+    # A run recorded before a field with a default existed resumes; other changes are refused.
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    del recorded["meta_loss"]["fields"]["normalize_advantages"]
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    assert int(trainer.run(4, tmp_path, progress=False, settings={"note": "test"}).meta_step) == 4
+    normalizing = dataclasses.replace(
+        trainer, meta_loss=l2orl.AgentLoss(normalize_advantages=True)
+    )
+    with pytest.raises(ValueError, match=r"normalize_advantages: false in the folder, true now"):
+        normalizing.run(5, tmp_path, progress=False, settings={"note": "test"})
     with pytest.raises(Exception, match="no_such_option"):  # the options reach XLA
         trainer.run(
-            4,
+            5,
             tmp_path,
             progress=False,
             settings={"note": "test"},
@@ -496,6 +506,19 @@ def test_checkpoints_kept_continued_and_skipped_when_unreadable(tmp_path):
     assert _leaves_equal(grown, whole)  # from step 3 to a finished 6, bit for bit
     log = (tmp_path / "grown" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["meta_step"] for line in log] == [1, 2, 3, 4, 5, 6]
+    # With no readable checkpoint left the run is refused, its log and checkpoints untouched.
+    for path in (tmp_path / "grown" / "checkpoints").iterdir():
+        path.write_bytes(path.read_bytes()[:100])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "grown").rglob("*") if p.is_file()}
+    with (
+        pytest.warns(UserWarning, match="skipping an unreadable checkpoint"),
+        pytest.raises(l2orl.CheckpointError, match="no checkpoint of the run is readable"),
+    ):
+        trainer.run(8, tmp_path / "grown", checkpoint_every=1, progress=False)
+    after = {p.name: p.read_bytes() for p in (tmp_path / "grown").rglob("*") if p.is_file()}
+    assert {k: v for k, v in after.items() if k != "lock"} == {
+        k: v for k, v in before.items() if k != "lock"
+    }
 
 
 def test_a_refused_resume_names_each_differing_setting(tmp_path):

@@ -90,6 +90,29 @@ def _module_class(name: str, known: dict[str, type]) -> type:
     return cls
 
 
+def with_added_fields(node: Any) -> Any:
+    """A recorded module description (`describe`'s JSON) with each l2orl field added since it
+    was written filled in at its default, as `load` reads such a file: so a run recorded
+    before a field existed compares equal to the same run described today."""
+    if isinstance(node, list):
+        return [with_added_fields(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: with_added_fields(v) for k, v in node.items()}
+    if "module" in node and isinstance(node.get("fields"), dict):
+        try:
+            cls = _module_class(node["module"], {})
+        except CheckpointError:
+            return node
+        added = {
+            f.name: _encode(f.default, [], f.name)
+            for f in dataclasses.fields(cls)
+            if f.name not in node["fields"] and f.default is not dataclasses.MISSING
+        }
+        node["fields"] = {**node["fields"], **added}
+    return node
+
+
 def _decode(node: Any, arrays: dict[int, np.ndarray], known: dict[str, type]) -> Any:
     if not isinstance(node, dict):
         return node

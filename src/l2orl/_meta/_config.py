@@ -283,8 +283,9 @@ class MetaTrainConfig:
     def run_settings(self) -> dict[str, Any]:
         """What a run records and a resumed run must match: everything but where it is
         written, what it keeps, how it is evaluated and (unless the schedule follows it) how
-        long it runs, so that a finished run can be continued to more meta-steps."""
-        ignored = {"out", "keep_checkpoints", "eval_seeds", "eval_updates"}
+        long it runs, so that a finished run can be continued to more meta-steps; and
+        `normalize_advantages`, which the meta-loss's own description records."""
+        ignored = {"out", "keep_checkpoints", "eval_seeds", "eval_updates", "normalize_advantages"}
         if self.schedule != "curriculum":
             ignored.add("meta_steps")
         return {k: v for k, v in self.to_json().items() if k not in ignored}

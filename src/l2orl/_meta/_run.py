@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from .._checkpoint import CheckpointError, load_tree, save, save_tree
+from .._checkpoint import CheckpointError, load_tree, save, save_tree, with_added_fields
 from .._custom_types import PRNGKey
 from .._progress import progress_bar
 from .._utils import check_non_negative_int, check_positive_int, release_free_memory
@@ -151,7 +151,7 @@ def _open(
     config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
     config_path = out / "config.json"
     if config_path.exists() and resume:
-        recorded = json.loads(config_path.read_text())
+        recorded = with_added_fields(json.loads(config_path.read_text()))
         if recorded != config:
             changes = "; ".join(_differences(recorded, config))
             raise ValueError(
@@ -251,19 +251,29 @@ def _checkpoints(out: Path) -> list[Path]:
 
 def _resume(trainer: eqx.Module, fresh: eqx.Module, checkpoints: list[Path]):
     """The state of the newest readable checkpoint (falling back past unreadable ones, with a
-    warning) and its meta-step; `(fresh, 0)` if there is none. With several processes, every
-    process calls it: process 0 reads (`checkpoints` is empty on the others) and its state
-    goes to all."""
+    warning) and its meta-step. With several processes, every process calls it: process 0
+    reads (`checkpoints` is empty on the others) and its state goes to all.
+
+    **Raises:** `CheckpointError` if none is readable (say, written by a version whose state
+    had another structure): starting over would overwrite the run's log."""
     like = gather(fresh)
-    loaded, start = like, 0
+    loaded, start, errors = like, 0, []
     for path in reversed(checkpoints):
         try:
             loaded, start = load_tree(path, like=like), _step_of(path)
             break
         except CheckpointError as error:
+            errors.append(error)
             warnings.warn(f"skipping an unreadable checkpoint: {error}", stacklevel=3)
     start = int(broadcast(np.int32(start)))
-    return (trainer.place(broadcast(loaded)), start) if start else (fresh, 0)
+    if not start:
+        why = f" ({errors[-1]})" if errors else ""
+        raise CheckpointError(
+            f"no checkpoint of the run is readable{why}; the run was not resumed and its folder "
+            "is unchanged: continue it with the l2orl version that wrote it, or start it in a "
+            "new out_dir"
+        )
+    return trainer.place(broadcast(loaded)), start
 
 
 def _differences(recorded: Any, new: Any, path: str = "") -> list[str]:
