@@ -27,18 +27,17 @@ def main() -> None:
     agents, interval, steps, test_updates = (2, 2, 2, 3) if args.smoke else (64, 32, 78, 390)
 
     env = rl.make("Catch")
-    task = l2orl.MetaTask(
-        "catch", rl.default_learner("Catch", n_envs=1), env, l2orl.Pipeline(agents, interval)
-    )
-    trainer = l2orl.MetaTrainer(
+    task = l2orl.MetaTask("catch", rl.default_learner("Catch", n_envs=1), env)
+    algorithm = l2orl.TruncatedTraining(
         l2orl.optim4rl(step_size=1e-3, key=jax.random.key(0)),
         (task,),
+        l2orl.Pipeline(agents, interval),
         estimator=l2orl.TruncatedBPTT(coordinate_fraction=1 / 16),
         schedule=l2orl.ConstantTruncation(4 if not args.smoke else 1),
         meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)),
     )
-    state = trainer.run(steps, args.out / "run", progress=not args.smoke)
-    learned = trainer.optimizer_at(state)
+    state = l2orl.meta_train(algorithm, steps, args.out / "run", progress=not args.smoke)
+    learned = algorithm.optimizer_at(state)
 
     result = rl.compare(
         {"meta-trained Optim4RL": learned},

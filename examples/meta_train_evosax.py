@@ -3,7 +3,7 @@
     python examples/meta_train_evosax.py [--strategy SNES] [--seeds 3]
                                          [--out out/meta_train_evosax] [--smoke]
 
-`l2orl.EvosaxES` with a population of 16 (`--strategy`: Open_ES, SNES, CMA_ES or another
+`l2orl.LifetimeTraining` with an `l2orl.EvosaxStrategy` of population 16 (`--strategy`: Open_ES, SNES, CMA_ES or another
 distribution-based evosax strategy), one fresh A2C agent per member (8 envs, 20-step
 rollouts, an MLP of 64 ReLU units), trained for a lifetime of 80 updates and scored by the
 return of its last 10 %, for 25 generations from a search scale of 0.03 (OpenES steps with
@@ -33,19 +33,22 @@ def main() -> None:
 
     learner = rl.A2C(n_envs=8, rollout_length=20, network=rl.NetworkSpec("mlp", (64,), "relu"))
     env = rl.make("Catch")
-    task = l2orl.MetaTask("catch", learner, env, l2orl.Pipeline(1, 1, "none"))
+    task = l2orl.MetaTask("catch", learner, env)
     initial = l2orl.optim4rl(step_size=3e-3, key=jax.random.key(0))
-    es = l2orl.EvosaxES(
+    strategy = l2orl.EvosaxStrategy(
+        args.strategy,
+        population_size=population,
+        std=0.03,
+        options={"optimizer": optax.adam(0.05)} if args.strategy == "Open_ES" else {},
+    )
+    es = l2orl.LifetimeTraining(
         initial,
         (task,),
         lifetime=lifetime,
-        strategy=args.strategy,
-        population_size=population,
-        std=0.03,
-        strategy_options={"optimizer": optax.adam(0.05)} if args.strategy == "Open_ES" else {},
+        strategy=strategy,
         meta_loss=l2orl.LifetimeReturn(0.1),
     )
-    state = es.run(generations, args.out / "run", progress=not args.smoke)
+    state = l2orl.meta_train(es, generations, args.out / "run", progress=not args.smoke)
     print(f"{generations} generations, {int(state.skipped)} skipped")
 
     result = rl.compare(

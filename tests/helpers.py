@@ -47,6 +47,7 @@ PREPROCESSORS = [
     l2orl.AdafacFeatures(),
     l2orl.ContextFeatures(),
     l2orl.TensorFeatures(),
+    l2orl.TensorFeatures(role_source="paths"),
 ]
 
 
@@ -70,6 +71,7 @@ HEADS = [
     l2orl.GainBiasHead(),
     l2orl.DirectionMagnitudeHead(),
     l2orl.NoisyHead(l2orl.GainBiasHead()),
+    l2orl.NoisyHead(l2orl.LinearHead(), ("actor", "critic"), role_source="paths"),
 ]
 
 
@@ -145,24 +147,44 @@ def toy_optimizer() -> l2orl.PerCoordinateOptimizer:
     )
 
 
-def toy_task(n_agents: int, kind: str = "none", reset_interval: int = 1000) -> l2orl.MetaTask:
-    return l2orl.MetaTask(
-        "toy", QuadraticLearner(), None, l2orl.Pipeline(n_agents, reset_interval, kind)
+def toy_task(name: str = "toy") -> l2orl.MetaTask:
+    return l2orl.MetaTask(name, QuadraticLearner(), None)
+
+
+def toy_training(
+    n_agents: int, kind: str = "none", reset_interval: int = 1000, **kwargs
+) -> l2orl.TruncatedTraining:
+    """Truncated training of `toy_optimizer` on `toy_task`, `n_agents` in a pipeline of
+    `kind`; `kwargs` go to `TruncatedTraining` (`tasks` and `optimizer` among them)."""
+    settings = {"optimizer": toy_optimizer(), "tasks": (toy_task(),)} | kwargs
+    return l2orl.TruncatedTraining(
+        pipeline=l2orl.Pipeline(n_agents, reset_interval, kind), **settings
     )
 
 
+def toy_loop(
+    task: l2orl.MetaTask | None = None,
+    meta_loss: l2orl.AbstractMetaLoss | None = None,
+    length: int = 3,
+    lifetime: int = 1000,
+) -> l2orl.InnerLoop:
+    """An inner loop of `length` updates on `task` (the toy's by default) scored by
+    `meta_loss` (`AgentLoss()`)."""
+    task = toy_task() if task is None else task
+    meta_loss = l2orl.AgentLoss() if meta_loss is None else meta_loss
+    return l2orl.InnerLoop(task, meta_loss, length, length, lifetime)
+
+
 ESTIMATORS = [
-    # (estimator, a meta-loss it accepts, how far one estimate ages the agents: K or 0)
-    (l2orl.TruncatedBPTT(), l2orl.AgentLoss(), "K"),
-    (l2orl.TruncatedBPTT(agents_per_chunk=2), l2orl.AgentLoss(), "K"),
-    (l2orl.TruncatedBPTT(remat=True), l2orl.AgentLoss(), "K"),
-    (l2orl.TruncatedBPTT(coordinate_fraction=0.5), l2orl.AgentLoss(), "K"),
-    (l2orl.TruncatedES(), l2orl.UnrollReturn(), "K"),
-    (l2orl.PES(), l2orl.AgentLoss(), "K"),
-    (l2orl.FullES(lifetime=3), l2orl.LifetimeReturn(), 0),  # trains fresh agents instead
-    (l2orl.TruncatedES(fitness_shaping="centered_ranks"), l2orl.UnrollReturn(), "K"),
-    (l2orl.PES(fitness_shaping="z_score"), l2orl.AgentLoss(), "K"),
-    (l2orl.FullES(lifetime=3, fitness_shaping="centered_ranks"), l2orl.LifetimeReturn(), 0),
+    # (estimator, a meta-loss it accepts)
+    (l2orl.TruncatedBPTT(), l2orl.AgentLoss()),
+    (l2orl.TruncatedBPTT(agents_per_chunk=2), l2orl.AgentLoss()),
+    (l2orl.TruncatedBPTT(remat=True), l2orl.AgentLoss()),
+    (l2orl.TruncatedBPTT(coordinate_fraction=0.5), l2orl.AgentLoss()),
+    (l2orl.TruncatedES(), l2orl.UnrollReturn()),
+    (l2orl.PES(), l2orl.AgentLoss()),
+    (l2orl.TruncatedES(fitness_shaping="centered_ranks"), l2orl.UnrollReturn()),
+    (l2orl.PES(fitness_shaping="z_score"), l2orl.AgentLoss()),
 ]
 ESTIMATOR_IDS = [
     "TBPTT",
@@ -171,11 +193,16 @@ ESTIMATOR_IDS = [
     "TBPTT-coordinates",
     "TruncatedES",
     "PES",
-    "FullES",
     "TruncatedES-ranks",
     "PES-zscore",
-    "FullES-ranks",
 ]
+
+SEARCH_STRATEGIES = [
+    l2orl.AntitheticES(pairs=2, std=0.05),
+    l2orl.EvosaxStrategy("Open_ES", population_size=4, std=0.05),
+    l2orl.EvosaxStrategy("SNES", population_size=4, std=0.05),
+]
+"""An instance of every search strategy (evosax's, by two of its algorithms)."""
 
 META_LOSSES = [
     l2orl.AgentLoss(),
@@ -189,9 +216,9 @@ def meta_loss_task(meta_loss: l2orl.AbstractMetaLoss) -> l2orl.MetaTask:
     """A one-agent task `meta_loss` can score: the toy, or Catch where it needs an
     actor-critic learner."""
     if not isinstance(meta_loss, l2orl.FreshRolloutLoss):
-        return toy_task(1)
+        return toy_task()
     learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
-    return l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(1, 1000))
+    return l2orl.MetaTask("catch", learner, rl.make("Catch"))
 
 
 SCHEDULES = [

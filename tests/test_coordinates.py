@@ -9,45 +9,36 @@ import pytest
 
 import l2orl
 import l2orl.rl as rl
-from helpers import KEY, SMALL_NET, toy_optimizer, toy_task
+from helpers import KEY, SMALL_NET, toy_optimizer, toy_training
 from l2orl._meta._coordinates import stratified_sample
 from meta_helpers import QuadraticLearner
 
-
-def _quadratic_task(n_agents: int, dim: int = 4, updates: int = 1, **options) -> l2orl.MetaTask:
-    return l2orl.MetaTask(
-        "quadratic",
-        QuadraticLearner(dim, updates),
-        None,
-        l2orl.Pipeline(n_agents, 1000),
-        **options,
-    )
+N_AGENTS = 4
 
 
-def _catch_task(n_agents: int) -> l2orl.MetaTask:
+def _quadratic_task(dim: int = 4, updates: int = 1, **options) -> l2orl.MetaTask:
+    return l2orl.MetaTask("quadratic", QuadraticLearner(dim, updates), None, **options)
+
+
+def _catch_task() -> l2orl.MetaTask:
     learner = rl.A2C(n_envs=2, rollout_length=5, network=SMALL_NET)
-    return l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(n_agents, 1000))
+    return l2orl.MetaTask("catch", learner, rl.make("Catch"))
 
 
-def _ppo_task(n_agents: int) -> l2orl.MetaTask:
+def _ppo_task() -> l2orl.MetaTask:
     learner = rl.PPO(n_envs=2, rollout_length=4, n_epochs=1, n_minibatches=2, network=SMALL_NET)
-    return l2orl.MetaTask(
-        "cartpole", learner, rl.make("CartPole-v1"), l2orl.Pipeline(n_agents, 1000)
-    )
+    return l2orl.MetaTask("cartpole", learner, rl.make("CartPole-v1"))
+
+
+def _agents(optimizer, task, n_agents: int = N_AGENTS) -> l2orl.AgentsState:
+    return task.fresh_agents(optimizer, jax.random.split(KEY, n_agents))
 
 
 def _estimate(estimator, optimizer, task, length, max_length, key=KEY, agents=None):
-    if agents is None:
-        agents = l2orl.MetaTrainer(optimizer, (task,)).init(KEY).agents[0]
+    agents = _agents(optimizer, task) if agents is None else agents
+    loop = l2orl.InnerLoop(task, l2orl.AgentLoss(), length, max_length, 1000)
     return eqx.filter_jit(estimator.estimate)(
-        optimizer=optimizer,
-        task=task,
-        meta_loss=l2orl.AgentLoss(),
-        agents=agents,
-        state=None,
-        length=length,
-        max_length=max_length,
-        key=key,
+        loop=loop, optimizer=optimizer, agents=agents, state=None, key=key
     )
 
 
@@ -60,26 +51,28 @@ CASES = {
     # update scale, 2 of 4 inner updates run (the rest masked)
     "toy-clip-scale-masked": lambda: (
         toy_optimizer(),
-        _quadratic_task(4, grad_clip=0.5, update_scale=0.7),
+        _quadratic_task(grad_clip=0.5, update_scale=0.7),
         jnp.int32(2),
         4,
     ),
     # Optim4RL's two GRUs on the quadratic
-    "optim4rl-quadratic": lambda: (l2orl.optim4rl(0.1), _quadratic_task(4, dim=6), 3, 3),
+    "optim4rl-quadratic": lambda: (l2orl.optim4rl(0.1), _quadratic_task(dim=6), 3, 3),
     # two optimizer updates per inner update (as PPO's minibatches), 1 of 2 inner updates run
     "optim4rl-quadratic-2-per-step-masked": lambda: (
         l2orl.optim4rl(0.1),
-        _quadratic_task(4, dim=6, updates=2),
+        _quadratic_task(dim=6, updates=2),
         jnp.int32(1),
         2,
     ),
     # Optim4RL on Catch A2C agents
-    "optim4rl-catch": lambda: (l2orl.optim4rl(), _catch_task(4), 3, 3),
+    "optim4rl-catch": lambda: (l2orl.optim4rl(), _catch_task(), 3, 3),
     # Optim4RL on PPO agents, 2 optimizer updates per inner update (2 minibatches), 1 of 2
     # inner updates run
-    "optim4rl-ppo-masked": lambda: (l2orl.optim4rl(), _ppo_task(4), jnp.int32(1), 2),
+    "optim4rl-ppo-masked": lambda: (l2orl.optim4rl(), _ppo_task(), jnp.int32(1), 2),
 }
-RL_PPO = "optim4rl-ppo-masked"
+RL_CASES = ("optim4rl-catch", "optim4rl-ppo-masked")
+"""The cases with RL learners: the quadratic's cases check the same arithmetic in a fraction
+of the compile time, so these run in the slow tier."""
 
 
 @pytest.mark.parametrize(
@@ -89,10 +82,7 @@ RL_PPO = "optim4rl-ppo-masked"
             case,
             chunk,
             id=f"{'all-agents' if chunk is None else 'chunks-of-2'}-{case}",
-            # the RL learners compile the longest: Catch in chunks and PPO in the slow tier
-            marks=[pytest.mark.slow]
-            if case == RL_PPO or (chunk and case == "optim4rl-catch")
-            else [],
+            marks=[pytest.mark.slow] if case in RL_CASES else [],
         )
         for case in sorted(CASES)
         for chunk in (None, 2)
@@ -126,8 +116,8 @@ def test_a_sampled_fraction_is_unbiased():
     from the draws' own spread; under a normal approximation a correct estimator fails this
     for any of Optim4RL's 514 meta-parameters with probability below 1e-3), while single draws
     do differ from it."""
-    optimizer, task = l2orl.optim4rl(0.1), _quadratic_task(2, dim=1024)
-    agents = l2orl.MetaTrainer(optimizer, (task,)).init(KEY).agents[0]
+    optimizer, task = l2orl.optim4rl(0.1), _quadratic_task(dim=1024)
+    agents = _agents(optimizer, task, n_agents=2)
     exact = _flat(_estimate(l2orl.TruncatedBPTT(), optimizer, task, 3, 3, agents=agents)[0])
     sampled = l2orl.TruncatedBPTT(coordinate_fraction=1 / 8)
 
@@ -182,12 +172,11 @@ def test_optimizers_outside_the_premise_are_refused(optimizer, message):
     """When a coordinate's update can depend on the meta-parameters through other
     coordinates, the coordinate route refuses (when the trainer is made) instead of returning
     a biased gradient; autodiff through the unroll accepts the same optimizer."""
-    task = toy_task(2)
     with pytest.raises(ValueError, match=message):
-        l2orl.MetaTrainer(
-            optimizer(), (task,), estimator=l2orl.TruncatedBPTT(coordinate_fraction=0.5)
+        toy_training(
+            2, optimizer=optimizer(), estimator=l2orl.TruncatedBPTT(coordinate_fraction=0.5)
         )
-    l2orl.MetaTrainer(optimizer(), (task,), estimator=l2orl.TruncatedBPTT())
+    toy_training(2, optimizer=optimizer(), estimator=l2orl.TruncatedBPTT())
 
 
 def test_an_env_with_transition_gradients_is_refused():
@@ -195,20 +184,14 @@ def test_an_env_with_transition_gradients_is_refused():
     depends on the meta-parameters through more than `θ_K`: the coordinate route refuses."""
     learner = rl.PPO(n_envs=1, rollout_length=2, n_epochs=1, n_minibatches=1, network=SMALL_NET)
     env = rl.make("brax:fast", physics_gradient=True)
-    task = l2orl.MetaTask("fast", learner, env, l2orl.Pipeline(2, 1000))
+    task = l2orl.MetaTask("fast", learner, env)
     optimizer, estimator = l2orl.optim4rl(), l2orl.TruncatedBPTT(coordinate_fraction=0.5)
-    agents = l2orl.MetaTrainer(optimizer, (task,)).state_shapes(KEY).agents[0]  # no compile
+    agents = jax.eval_shape(lambda: _agents(optimizer, task, n_agents=2))  # no compile
+    loop = l2orl.InnerLoop(task, l2orl.AgentLoss(), 1, 1, 1000)
 
     def estimate(agents):
         return estimator.estimate(
-            optimizer=optimizer,
-            task=task,
-            meta_loss=l2orl.AgentLoss(),
-            agents=agents,
-            state=None,
-            length=1,
-            max_length=1,
-            key=KEY,
+            loop=loop, optimizer=optimizer, agents=agents, state=None, key=KEY
         )
 
     with pytest.raises(ValueError, match=r"task 'fast'.* use coordinate_fraction=None"):
@@ -231,15 +214,15 @@ def test_bad_coordinate_options_are_refused(options, message):
 def test_a_resumed_run_by_coordinates_is_bit_identical(tmp_path):
     """Stopped after 2 meta-steps and resumed to 4: the same meta-parameters, bit for bit, as
     4 meta-steps in one go (the samples are drawn from the checkpointed key)."""
-    trainer = l2orl.MetaTrainer(
-        l2orl.optim4rl(0.1),
-        (_quadratic_task(4, dim=8),),
+    training = toy_training(
+        4,
+        tasks=(_quadratic_task(dim=64),),
         estimator=l2orl.TruncatedBPTT(coordinate_fraction=0.25),
         schedule=l2orl.ConstantTruncation(2),
     )
-    whole = trainer.run(4, tmp_path / "whole", progress=False)
-    trainer.run(2, tmp_path / "resumed", checkpoint_every=1, progress=False)
-    resumed = trainer.run(4, tmp_path / "resumed", progress=False)
+    whole = l2orl.meta_train(training, 4, tmp_path / "whole", progress=False)
+    l2orl.meta_train(training, 2, tmp_path / "resumed", checkpoint_every=1, progress=False)
+    resumed = l2orl.meta_train(training, 4, tmp_path / "resumed", progress=False)
     pairs = zip(
         jax.tree.leaves(whole.meta_params), jax.tree.leaves(resumed.meta_params), strict=True
     )

@@ -89,6 +89,23 @@ class AbstractLearner(eqx.Module):
         records and replays each call)."""
 
 
+class AbstractRolloutLearner(AbstractLearner):
+    """A learner that learns from rollouts of `n_envs` environments of `rollout_length` steps,
+    with advantages it can normalise over its batch: what the meta-losses' scoring options
+    ([`l2orl.AgentLoss`][]'s and [`l2orl.FreshRolloutLoss`][]'s `normalize_advantages`, the
+    latter's `n_envs`) vary, by `dataclasses.replace` of these fields.
+    """
+
+    n_envs: eqx.AbstractVar[int]
+    rollout_length: eqx.AbstractVar[int]
+    normalize_advantages: eqx.AbstractVar[bool]
+
+    @abc.abstractmethod
+    def with_fresh_envs(self, env: Any, state: PyTree, key: PRNGKey) -> PyTree:
+        """A state with `state`'s learned parts (parameters, running statistics) and this
+        learner's `n_envs` environments freshly reset."""
+
+
 def scan_updates(
     learner: AbstractLearner,
     env: Any,

@@ -1,16 +1,19 @@
-from ._config import MetaTrainConfig as MetaTrainConfig
+from ._algorithm import (
+    AbstractMetaAlgorithm as AbstractMetaAlgorithm,
+    AbstractMetaState as AbstractMetaState,
+)
 from ._estimators import (
     ESTIMATORS as ESTIMATORS,
     PES as PES,
     AbstractEstimator as AbstractEstimator,
     AbstractStatelessEstimator as AbstractStatelessEstimator,
     EstimateMetrics as EstimateMetrics,
-    FullES as FullES,
     PESState as PESState,
     TruncatedBPTT as TruncatedBPTT,
     TruncatedES as TruncatedES,
 )
-from ._evosax import EvosaxES as EvosaxES, EvosaxState as EvosaxState
+from ._inner import InnerLoop as InnerLoop
+from ._lifetime import LifetimeState as LifetimeState, LifetimeTraining as LifetimeTraining
 from ._losses import (
     META_LOSSES as META_LOSSES,
     AbstractMetaLoss as AbstractMetaLoss,
@@ -21,7 +24,7 @@ from ._losses import (
 )
 from ._pipeline import PIPELINE_KINDS as PIPELINE_KINDS, Pipeline as Pipeline
 from ._plot import plot_metrics as plot_metrics
-from ._run import RunInterrupted as RunInterrupted
+from ._run import RunInterrupted as RunInterrupted, meta_train as meta_train
 from ._schedules import (
     SCHEDULES as SCHEDULES,
     AbstractTruncationSchedule as AbstractTruncationSchedule,
@@ -29,7 +32,16 @@ from ._schedules import (
     CurriculumTruncation as CurriculumTruncation,
     LogUniformTruncation as LogUniformTruncation,
 )
+from ._search import (
+    SEARCH_STRATEGIES as SEARCH_STRATEGIES,
+    AbstractSearchStrategy as AbstractSearchStrategy,
+    AntitheticES as AntitheticES,
+    EvosaxStrategy as EvosaxStrategy,
+)
 from ._shaping import FITNESS_SHAPINGS as FITNESS_SHAPINGS, shape_fitness as shape_fitness
-from ._task import AgentsState as AgentsState, MetaTask as MetaTask
-from ._trainer import MetaState as MetaState, MetaTrainer as MetaTrainer
-from ._unroll import unroll as unroll
+from ._task import (
+    OPTIMIZER_SLOT as OPTIMIZER_SLOT,
+    AgentsState as AgentsState,
+    MetaTask as MetaTask,
+)
+from ._truncated import TruncatedState as TruncatedState, TruncatedTraining as TruncatedTraining

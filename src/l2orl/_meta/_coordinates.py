@@ -19,16 +19,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int, Key, PyTree
+from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
 from .._context import context_of
 from .._custom_types import PRNGKey
+from .._learner import UpdateMetrics
 from .._lopt import AbstractCoordinatewiseOptimizer, AbstractLearnedOptimizer
 from .._lopt._base import ravel
 from .._utils import tree_select
-from ._losses import AbstractMetaLoss
-from ._task import MetaTask
-from ._unroll import inner_updates, summarize
+from ._inner import InnerLoop, summarize
+from ._task import AgentsState
 
 
 class CoordinateSample(eqx.Module):
@@ -123,33 +123,27 @@ def _recording(
 
 
 def sampled_meta_gradient(
-    meta_params: PyTree,
-    static: PyTree,
-    task: MetaTask,
-    meta_loss: AbstractMetaLoss,
-    learner: PyTree,
-    opt_state: PyTree,
+    loop: InnerLoop,
+    optimizer: AbstractCoordinatewiseOptimizer,
+    agents: AgentsState,
     keys: Key[Array, " n"],
-    length: Int[Array, ""] | int,
-    max_length: int,
     fraction: float,
-    progress: tuple[Int[Array, " n"], int] | None = None,
-) -> tuple[tuple[Float[Array, ""], tuple[PyTree, PyTree, PyTree]], PyTree]:
+) -> tuple[tuple[Float[Array, ""], tuple[AgentsState, UpdateMetrics]], PyTree]:
     """The meta-gradient of the agents' mean meta-loss, by coordinates (see the module), for
-    agents `learner`, `opt_state` (leading axis `n`) unrolled with keys `keys`; each agent
-    draws its own `stratified_sample` of `fraction` of the coordinates. `progress = (ages,
-    lifetime)` gives the agents' updates their training proportion.
+    `agents` (leading axis `n`) run through `loop` with keys `keys`; each agent draws its own
+    `stratified_sample` of `fraction` of the coordinates.
 
     The record holds every optimizer update of the unroll:
     `learner.optimizer_updates_per_step()` per inner update (PPO's epochs × minibatches).
 
-    **Returns:** `((mean_loss, (learner, opt_state, summaries)), meta_gradient)`, as
+    **Returns:** `((mean_loss, (agents, summaries)), meta_gradient)`, as
     `eqx.filter_value_and_grad(..., has_aux=True)` of the unrolls would.
 
     **Raises:** `ValueError` for an environment whose transitions carry gradient (a brax env
     with `physics_gradient`): its states then carry derivatives into the meta-loss besides
     `θ_K`.
     """
+    task = loop.task
     if getattr(task.env, "transition_gradients_enabled", False):
         raise ValueError(
             f"coordinate_fraction needs a meta-loss that depends on the meta-parameters only "
@@ -157,81 +151,85 @@ def sampled_meta_gradient(
             "gradients through its transitions (physics_gradient), so its states carry them "
             "too: use coordinate_fraction=None (autodiff through the unroll)"
         )
-    optimizer = eqx.combine(meta_params, static)
-    one_agent = jax.tree.map(lambda x: x[0], task.learner.params(learner))
+    forward = _forward(loop, optimizer, agents, fraction)
+    losses, agents, summaries, replay = jax.vmap(forward)(agents, keys)
+    meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
+    grad = jax.grad(lambda p: _replay(eqx.combine(p, static), *replay))(meta_params)
+    return (jnp.mean(losses), (agents, summaries)), grad
+
+
+def _forward(
+    loop: InnerLoop,
+    optimizer: AbstractCoordinatewiseOptimizer,
+    agents: AgentsState,
+    fraction: float,
+) -> Callable:
+    """One agent's forward pass (the function to vmap over `(agent, key)`): its inner
+    updates, recording its sampled coordinates' inputs, then the meta-loss and its gradient
+    `a` in the parameters. **Returns:** `(loss, agent, summary, replay)`."""
+    task = loop.task
+    one_agent = jax.tree.map(lambda x: x[0], task.learner.params(agents.learner))
     sizes = tuple(int(x.size) for x in jax.tree.leaves(one_agent))
     inputs_shape = jax.eval_shape(
         lambda p, s: optimizer.coordinate_update(p, s, p)[2],
         one_agent,
-        jax.tree.map(lambda x: x[0], task.optimizer_state(opt_state)),
+        jax.tree.map(lambda x: x[0], loop.optimizer_state(agents.opt_state)),
     )
-
-    ages, lifetime = (None, None) if progress is None else progress
     per_step = task.learner.optimizer_updates_per_step()  # optimizer updates per inner update
 
-    def forward(learner_state, agent_opt_state, key, age):
+    def forward(agent, key):
         sample = stratified_sample(jax.random.fold_in(key, 1), sizes, fraction)
-        if fraction == 1:  # every coordinate, in order: no gathers
 
-            def take(x):
-                return x
-
-        else:
-
-            def take(x):
-                return x[..., sample.index]
+        def take(x):  # every coordinate, in order, needs no gathers
+            return x if fraction == 1 else x[..., sample.index]
 
         m = sample.index.shape[0]
         record = jax.tree.map(
-            lambda s: jnp.zeros((max_length * per_step, *s.shape[:-1], m), s.dtype), inputs_shape
+            lambda s: jnp.zeros((loop.max_length * per_step, *s.shape[:-1], m), s.dtype),
+            inputs_shape,
         )
-        inner = task.optimizer_state(agent_opt_state)
+        inner = loop.optimizer_state(agent.opt_state)
         hidden = jax.tree.map(take, optimizer.hidden(inner))
-        tx = task.transform(optimizer, _recording(optimizer, take, record))
-        start = task.with_optimizer_state(agent_opt_state, (inner, record))
-        state, opt, metrics, active, k_loss = inner_updates(
-            task,
-            tx,
-            learner_state,
-            start,
-            length,
-            max_length,
-            key,
-            progress=None if progress is None else (age, lifetime),
+        tx = loop.transform(optimizer, _recording(optimizer, take, record))
+        start = AgentsState(
+            agent.learner, loop.with_optimizer_state(agent.opt_state, (inner, record)), agent.age
         )
-        inner, record = task.optimizer_state(opt)
-
-        def score(state):
-            return meta_loss(task.learner, task.env, state, metrics, active, k_loss)
-
-        (loss, state), d_state = eqx.filter_value_and_grad(score, has_aux=True)(state)
+        agent, metrics, active, k_loss = loop.updates(tx, start, key)
+        inner, record = loop.optimizer_state(agent.opt_state)
+        score = eqx.filter_value_and_grad(
+            lambda state: loop.score(state, metrics, active, k_loss), has_aux=True
+        )
+        (loss, learner), d_state = score(agent.learner)
         d_theta = take(ravel(task.learner.params(d_state)))
         cotangent = d_theta * sample.weight * task.update_scale
         replay = (record, hidden, cotangent, jnp.repeat(active, per_step))
-        opt = task.with_optimizer_state(opt, inner)
-        return loss, state, opt, summarize(metrics, active), replay
+        agent = AgentsState(learner, loop.with_optimizer_state(agent.opt_state, inner), agent.age)
+        return loss, agent, summarize(metrics, active), replay
 
-    losses, learner, opt_state, summaries, replay = jax.vmap(forward)(
-        learner, opt_state, keys, ages
-    )
-    record, hidden, cotangent, active = replay
+    return forward
 
-    def surrogate(meta_params):
-        optimizer = eqx.combine(meta_params, static)
 
-        def agent(record, hidden, cotangent, active):
-            # The record holds the updates that ran as its last entries: replay it in order,
-            # skipping the leading entries of updates that did not run.
-            def step(hidden, inputs):
-                inputs, ran = inputs
-                delta, new_hidden = optimizer.coordinate_step(inputs, hidden)
-                hidden = tree_select(ran, new_hidden, hidden)
-                return hidden, jnp.where(ran, jnp.vdot(delta, cotangent), 0.0)
+def _replay(
+    optimizer: AbstractCoordinatewiseOptimizer,
+    record: PyTree,
+    hidden: PyTree,
+    cotangent: Float[Array, "n m"],
+    active: Bool[Array, "n R"],
+) -> Float[Array, ""]:
+    """The surrogate whose gradient in `optimizer`'s meta-parameters is the sampled
+    meta-gradient: each agent's recorded inputs replayed through the cells from `hidden`, its
+    updates dotted with the constant `cotangent`, averaged over agents."""
 
-            # Unrolled: XLA CPU runs the cells several times slower inside a loop's body.
-            return jnp.sum(jax.lax.scan(step, hidden, (record, active[::-1]), unroll=True)[1])
+    def agent(record, hidden, cotangent, active):
+        # The record holds the updates that ran as its last entries: replay it in order,
+        # skipping the leading entries of updates that did not run.
+        def step(hidden, inputs):
+            inputs, ran = inputs
+            delta, new_hidden = optimizer.coordinate_step(inputs, hidden)
+            hidden = tree_select(ran, new_hidden, hidden)
+            return hidden, jnp.where(ran, jnp.vdot(delta, cotangent), 0.0)
 
-        return jnp.mean(jax.vmap(agent)(record, hidden, cotangent, active))
+        # Unrolled: XLA CPU runs the cells several times slower inside a loop's body.
+        return jnp.sum(jax.lax.scan(step, hidden, (record, active[::-1]), unroll=True)[1])
 
-    grad = jax.grad(surrogate)(meta_params)
-    return (jnp.mean(losses), (learner, opt_state, summaries)), grad
+    return jnp.mean(jax.vmap(agent)(record, hidden, cotangent, active))

@@ -1,22 +1,22 @@
 import abc
+import dataclasses
 import math
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, Key, PyTree
+from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._custom_types import Metrics, PRNGKey
 from .._learner import UpdateMetrics, mean_return
 from .._lopt import AbstractLearnedOptimizer
 from .._utils import check_fraction, check_positive, check_positive_int, tree_select
 from ._coordinates import check_coordinatewise, sampled_meta_gradient
-from ._losses import AbstractMetaLoss
+from ._inner import InnerLoop
 from ._shaping import check_fitness_shaping, finite_mean, shape_fitness
 from ._sharding import agent_devices
-from ._task import AgentsState, MetaTask
-from ._unroll import unroll
+from ._task import AgentsState
 
 
 class EstimateMetrics(eqx.Module):
@@ -65,11 +65,11 @@ class EstimateMetrics(eqx.Module):
             unrolls=n,
         )
 
-    def env_steps(self, task: MetaTask, meta_loss: AbstractMetaLoss) -> Float[Array, ""]:
-        """The environment steps this estimate took on `task`: its inner updates' rollouts and
-        what `meta_loss` took beyond them."""
-        inner = self.inner_updates.astype(jnp.float32) * task.env_steps_per_update()
-        return inner + float(self.unrolls * meta_loss.env_steps(task.learner))
+    def env_steps(self, loop: InnerLoop) -> Float[Array, ""]:
+        """The environment steps this estimate took in `loop`: its inner updates' rollouts
+        and what its meta-loss took beyond them."""
+        inner = self.inner_updates.astype(jnp.float32) * loop.env_steps_per_update()
+        return inner + float(self.unrolls * loop.meta_loss.env_steps(loop.task.learner))
 
     def log(self) -> Metrics:
         """The figures a metrics log records: meta-loss, the return of all agents and of the
@@ -84,20 +84,23 @@ class EstimateMetrics(eqx.Module):
 
 
 class AbstractEstimator(eqx.Module):
-    """How a task's meta-gradient is estimated from its agents, like `diffrax.AbstractAdjoint`:
-    the same problem, solved differently, chosen by passing an object.
+    """How a task's truncated meta-gradient is estimated from its persistent agents, like
+    `diffrax.AbstractAdjoint`: the same problem, solved differently, chosen by passing an
+    object to [`l2orl.TruncatedTraining`][].
 
     `estimate` returns the meta-gradient (a pytree like the optimizer's meta-parameters), the
     advanced agents and estimator state, and typed metrics; `on_reset` updates the estimator
-    state for agents the pipeline just reset. The class attribute
-    `needs_differentiable_loss` says whether the meta-loss must carry gradient.
+    state for agents the pipeline just reset; `check_optimizer` refuses an optimizer it
+    cannot handle. The class attribute `needs_differentiable_loss` says whether the meta-loss
+    must carry gradient.
     """
 
     needs_differentiable_loss: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def check_optimizer(self, optimizer: AbstractLearnedOptimizer) -> None:
         """Raise a `ValueError` if this estimator cannot estimate `optimizer`'s meta-gradient
-        (called when a `MetaTrainer` is made); by default every optimizer is accepted."""
+        (called when a [`l2orl.TruncatedTraining`][] is made)."""
 
     @abc.abstractmethod
     def init(self, meta_params: PyTree, agents: AgentsState, key: PRNGKey) -> PyTree:
@@ -111,19 +114,14 @@ class AbstractEstimator(eqx.Module):
     def estimate(
         self,
         *,
+        loop: InnerLoop,
         optimizer: AbstractLearnedOptimizer,
-        task: MetaTask,
-        meta_loss: AbstractMetaLoss,
         agents: AgentsState,
         state: PyTree,
-        length: Int[Array, ""] | int,
-        max_length: int,
         key: PRNGKey,
     ) -> tuple[PyTree, AgentsState, PyTree, EstimateMetrics]:
         """The meta-gradient of `optimizer` (with respect to its floating-point arrays) on
-        `task`'s `agents`. `length` is this meta-step's `K`: a traced int32 ≤ `max_length`,
-        or a Python int when the schedule's `K` never varies (then no inner update needs
-        masking).
+        `agents` (leading axis `n`) run through `loop`.
 
         **Returns:** `(meta_gradient, agents, state, metrics)`, the meta-gradient shaped like
         `eqx.filter(optimizer, eqx.is_inexact_array)`."""
@@ -137,12 +135,6 @@ class AbstractStatelessEstimator(AbstractEstimator):
 
     def on_reset(self, state: None, agents: AgentsState, mask: Bool[Array, " n"]) -> None:
         return state
-
-
-def _advance(
-    agents: AgentsState, learner: PyTree, opt_state: PyTree, length: Int[Array, ""] | int
-) -> AgentsState:
-    return AgentsState(learner, opt_state, agents.offsets, agents.age + length)
 
 
 class TruncatedBPTT(AbstractStatelessEstimator):
@@ -195,109 +187,94 @@ class TruncatedBPTT(AbstractStatelessEstimator):
         if self.coordinate_fraction is not None:
             check_coordinatewise(optimizer)
 
-    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
-        if not meta_loss.differentiable:
+    def _chunk_gradient(self, loop: InnerLoop, optimizer: AbstractLearnedOptimizer):
+        """`(meta_params, agents, keys) -> ((mean loss, (agents, summaries)), gradient)` for
+        a chunk of agents, by the route this estimator takes."""
+        _, static = eqx.partition(optimizer, eqx.is_inexact_array)
+        if self.coordinate_fraction is not None:
+            fraction = self.coordinate_fraction
+
+            def sampled(params, agents, keys):
+                optimizer = eqx.combine(params, static)
+                return sampled_meta_gradient(loop, optimizer, agents, keys, fraction)
+
+            return sampled
+        loop = dataclasses.replace(loop, remat=self.remat)
+
+        def chunk_loss(params, agents, keys):
+            run = jax.vmap(lambda a, k: loop.unroll(eqx.combine(params, static), a, k))
+            losses, agents, summaries = run(agents, keys)
+            return jnp.mean(losses), (agents, summaries)
+
+        return eqx.filter_value_and_grad(chunk_loss, has_aux=True)
+
+    def estimate(self, *, loop, optimizer, agents, state, key):
+        if not loop.meta_loss.differentiable:
             raise ValueError(
-                f"TruncatedBPTT needs a differentiable meta-loss, got {type(meta_loss).__name__}"
+                "TruncatedBPTT needs a differentiable meta-loss, got "
+                f"{type(loop.meta_loss).__name__}"
             )
         self.check_optimizer(optimizer)
-        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
-        n = task.pipeline.n_agents
+        n = agents.age.shape[0]
         chunk = n if self.agents_per_chunk is None else self.agents_per_chunk
         if n % chunk:
             raise ValueError(
-                f"agents_per_chunk={chunk} must divide task {task.name!r}'s {n} agents"
+                f"agents_per_chunk={chunk} must divide task {loop.task.name!r}'s {n} agents"
             )
-
-        lifetime = task.pipeline.lifetime(max_length)
-
-        def chunk_loss(params, learner, opt_state, keys, ages):
-            optimizer = eqx.combine(params, static)
-            run = jax.vmap(
-                lambda s, o, k, a: unroll(
-                    optimizer,
-                    task,
-                    meta_loss,
-                    s,
-                    o,
-                    length,
-                    max_length,
-                    k,
-                    self.remat,
-                    (a, lifetime),
-                )
-            )
-            losses, learner, opt_state, metrics = run(learner, opt_state, keys, ages)
-            return jnp.mean(losses), (learner, opt_state, metrics)
-
-        if self.coordinate_fraction is None:
-            chunk_grad = eqx.filter_value_and_grad(chunk_loss, has_aux=True)
-        else:
-
-            def chunk_grad(params, learner, opt_state, keys, ages):
-                return sampled_meta_gradient(
-                    params,
-                    static,
-                    task,
-                    meta_loss,
-                    learner,
-                    opt_state,
-                    keys,
-                    length,
-                    max_length,
-                    self.coordinate_fraction,
-                    (ages, lifetime),
-                )
-
+        meta_params = eqx.filter(optimizer, eqx.is_inexact_array)
+        chunk_grad = self._chunk_gradient(loop, optimizer)
         keys = jax.random.split(key, n)
         if chunk == n:
-            (loss, (learner, opt_state, metrics)), grad = chunk_grad(
-                meta_params, agents.learner, agents.opt_state, keys, agents.age
-            )
+            (loss, (new, summaries)), grad = chunk_grad(meta_params, agents, keys)
         else:
-            # Agents as [block, chunk index, agent]: a block is one device's contiguous share
-            # of the agents and chunk c takes the c-th slice of every block. The agents are
-            # the scan's carry, each chunk written back in place.
-            n_chunks, blocks = n // chunk, math.gcd(agent_devices(n), chunk)
-
-            def grid(x):
-                return x.reshape(blocks, n_chunks, chunk // blocks, *x.shape[1:])
-
-            def take(x, c):
-                x = jax.lax.dynamic_index_in_dim(x, c, 1, keepdims=False)
-                return x.reshape(chunk, *x.shape[2:])
-
-            def put(x, y, c):
-                y = y.reshape(blocks, 1, chunk // blocks, *y.shape[1:])
-                return jax.lax.dynamic_update_slice_in_dim(x, y, c, 1)
-
-            def body(carry, c):
-                total, agents_grid = carry
-                learner, opt_state = jax.tree.map(lambda x: take(x, c), agents_grid)
-                (loss, (*new, metrics)), grad = chunk_grad(
-                    meta_params, learner, opt_state, take(keys, c), take(ages, c)
-                )
-                agents_grid = jax.tree.map(lambda x, y: put(x, y, c), agents_grid, tuple(new))
-                return (jax.tree.map(jnp.add, total, grad), agents_grid), (loss, metrics)
-
-            keys, ages = grid(keys), grid(agents.age)
-            zeros = jax.tree.map(jnp.zeros_like, meta_params)
-            start = (zeros, jax.tree.map(grid, (agents.learner, agents.opt_state)))
-            (total, agents_grid), (losses, metrics) = jax.lax.scan(
-                body, start, jnp.arange(n_chunks)
-            )
-            grad = jax.tree.map(lambda g: g / n_chunks, total)
-            loss = jnp.mean(losses)
-            learner, opt_state = jax.tree.map(lambda x: x.reshape(n, *x.shape[3:]), agents_grid)
-            # [chunk, block, slot] back to the agents' order [block, chunk, slot]
-            metrics = jax.tree.map(
-                lambda x: x.reshape(n_chunks, blocks, -1).swapaxes(0, 1).reshape(n), metrics
-            )
-        metrics = EstimateMetrics.of(loss, metrics, agents.age, length)
-        return grad, _advance(agents, learner, opt_state, length), state, metrics
+            loss, new, summaries, grad = _in_chunks(chunk_grad, meta_params, agents, keys, chunk)
+        metrics = EstimateMetrics.of(loss, summaries, agents.age, loop.length)
+        return grad, new, state, metrics
 
 
-def _noise(meta_params: PyTree, key: PRNGKey, n: int, std: float) -> PyTree:
+def _in_chunks(chunk_grad, meta_params: PyTree, agents: AgentsState, keys, chunk: int):
+    """`chunk_grad` over the agents `chunk` at a time, in a `lax.scan`; **returns** the mean
+    loss, the advanced agents, their summaries and the mean gradient.
+
+    Agents as [block, chunk index, agent]: a block is one device's contiguous share of the
+    agents and chunk c takes the c-th slice of every block. The agents are the scan's carry,
+    each chunk written back in place."""
+    n = agents.age.shape[0]
+    n_chunks, blocks = n // chunk, math.gcd(agent_devices(n), chunk)
+
+    def grid(x):
+        return x.reshape(blocks, n_chunks, chunk // blocks, *x.shape[1:])
+
+    def take(x, c):
+        x = jax.lax.dynamic_index_in_dim(x, c, 1, keepdims=False)
+        return x.reshape(chunk, *x.shape[2:])
+
+    def put(x, y, c):
+        y = y.reshape(blocks, 1, chunk // blocks, *y.shape[1:])
+        return jax.lax.dynamic_update_slice_in_dim(x, y, c, 1)
+
+    def body(carry, c):
+        total, agents_grid = carry
+        part = jax.tree.map(lambda x: take(x, c), agents_grid)
+        (loss, (new, summaries)), grad = chunk_grad(meta_params, part, take(keys, c))
+        agents_grid = jax.tree.map(lambda x, y: put(x, y, c), agents_grid, new)
+        return (jax.tree.map(jnp.add, total, grad), agents_grid), (loss, summaries)
+
+    keys = grid(keys)
+    zeros = jax.tree.map(jnp.zeros_like, meta_params)
+    start = (zeros, jax.tree.map(grid, agents))
+    (total, agents_grid), (losses, summaries) = jax.lax.scan(body, start, jnp.arange(n_chunks))
+    grad = jax.tree.map(lambda g: g / n_chunks, total)
+    new = jax.tree.map(lambda x: x.reshape(n, *x.shape[3:]), agents_grid)
+    # [chunk, block, slot] back to the agents' order [block, chunk, slot]
+    summaries = jax.tree.map(
+        lambda x: x.reshape(n_chunks, blocks, -1).swapaxes(0, 1).reshape(n), summaries
+    )
+    return jnp.mean(losses), new, summaries, grad
+
+
+def noise(meta_params: PyTree, key: PRNGKey, n: int, std: float) -> PyTree:
+    """`n` Gaussian perturbations of `meta_params` (leading axis `n`), of scale `std`."""
     leaves, treedef = jax.tree.flatten(meta_params)
     keys = jax.random.split(key, len(leaves))
     return treedef.unflatten(
@@ -308,33 +285,28 @@ def _noise(meta_params: PyTree, key: PRNGKey, n: int, std: float) -> PyTree:
     )
 
 
-def _antithetic(
-    meta_params, static, task, meta_loss, pos, neg, eps, length, max_length, keys, ages, lifetime
-):
-    """Both antithetic unrolls of every agent (same keys: common random numbers), the agents
-    `ages` updates old of a `lifetime`."""
+def _antithetic(loop: InnerLoop, optimizer, eps: PyTree, pos: AgentsState, neg: AgentsState, key):
+    """Both antithetic unrolls of every agent (same keys: common random numbers): the `+ε`
+    ones from `pos`, the `−ε` ones from `neg`. **Returns:** `(losses⁺, losses⁻, agents⁺,
+    agents⁻, summaries⁺)`."""
+    meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
 
-    def one(eps_j, pos_learner, pos_opt, neg_learner, neg_opt, key, age):
+    def one(eps_j, pos_j, neg_j, key):
         plus = eqx.combine(jax.tree.map(jnp.add, meta_params, eps_j), static)
         minus = eqx.combine(jax.tree.map(jnp.subtract, meta_params, eps_j), static)
-        progress = (age, lifetime)
-        lp, pl, po, pm = unroll(
-            plus, task, meta_loss, pos_learner, pos_opt, length, max_length, key, False, progress
-        )
-        lm, nl, no, _ = unroll(
-            minus, task, meta_loss, neg_learner, neg_opt, length, max_length, key, False, progress
-        )
-        return lp, lm, (pl, po), (nl, no), pm
+        lp, pos_j, summary = loop.unroll(plus, pos_j, key)
+        lm, neg_j, _ = loop.unroll(minus, neg_j, key)
+        return lp, lm, pos_j, neg_j, summary
 
-    return jax.vmap(one)(eps, *pos, *neg, keys, ages)
+    return jax.vmap(one)(eps, pos, neg, jax.random.split(key, pos.age.shape[0]))
 
 
-def _es_metrics(
+def antithetic_metrics(
     lp: Float[Array, " n"],
     lm: Float[Array, " n"],
     ages: Int[Array, " n"],
-    length,
-    metrics: UpdateMetrics,
+    length: Int[Array, ""] | int,
+    summaries: UpdateMetrics,
     shaping: str,
 ) -> EstimateMetrics:
     """An antithetic step's metrics: the pairs' mean loss (without shaping; over the finite
@@ -344,10 +316,10 @@ def _es_metrics(
         meta_loss = jnp.mean(0.5 * (lp + lm))
     else:
         meta_loss = finite_mean(jnp.concatenate([lp, lm]))
-    return EstimateMetrics.of(meta_loss, metrics, ages, length, copies=2)
+    return EstimateMetrics.of(meta_loss, summaries, ages, length, copies=2)
 
 
-def _es_gradient(
+def antithetic_gradient(
     lp: Float[Array, " n"], lm: Float[Array, " n"], directions: PyTree, std: float, shaping: str
 ) -> PyTree:
     """`mean_j (F⁺_j − F⁻_j)·d_j / (2σ²)`, `F` the pairs' losses shaped jointly."""
@@ -355,43 +327,6 @@ def _es_gradient(
     shaped = shape_fitness(jnp.concatenate([lp, lm]), shaping)
     scale = (shaped[:n] - shaped[n:]) / (2.0 * std**2)
     return jax.tree.map(lambda d: jnp.tensordot(scale, d, axes=1) / n, directions)
-
-
-def lifetime_losses(
-    candidates: PyTree,
-    static: PyTree,
-    task: MetaTask,
-    meta_loss: AbstractMetaLoss,
-    fresh: tuple[PyTree, PyTree],
-    keys: Key[Array, " m"],
-    lifetime: int,
-) -> tuple[Float[Array, " m"], UpdateMetrics]:
-    """Whole lifetimes ([`l2orl.FullES`][]'s evaluation, shared with [`l2orl.EvosaxES`][]):
-    fresh agent `i` (`fresh`: learner and optimizer states, leading axis `m`) trained for
-    `lifetime` inner updates, with key `keys[i]`, by the optimizer whose meta-parameters are
-    `candidates[i]` (leading axis `m`; the rest of the optimizer is `static`), then scored by
-    `meta_loss`.
-
-    **Returns:** `(losses, summaries)`, one per lifetime (see `summarize`)."""
-    length = jnp.asarray(lifetime, jnp.int32)
-
-    def one(params, learner, opt_state, key):
-        optimizer = eqx.combine(params, static)
-        loss, _, _, summary = unroll(
-            optimizer,
-            task,
-            meta_loss,
-            learner,
-            opt_state,
-            length,
-            lifetime,
-            key,
-            False,
-            (0, lifetime),
-        )
-        return loss, summary
-
-    return jax.vmap(one)(candidates, *fresh, keys)
 
 
 class TruncatedES(AbstractStatelessEstimator):
@@ -421,36 +356,25 @@ class TruncatedES(AbstractStatelessEstimator):
         check_positive("std", self.std)
         check_fitness_shaping(self.fitness_shaping)
 
-    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
-        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
+    def check_optimizer(self, optimizer):
+        """Every optimizer is accepted."""
+
+    def estimate(self, *, loop, optimizer, agents, state, key):
         k_eps, k_run = jax.random.split(key)
-        n = task.pipeline.n_agents
-        eps = _noise(meta_params, k_eps, n, self.std)
-        pos = (agents.learner, agents.opt_state)
-        lp, lm, (learner, opt_state), _, metrics = _antithetic(
-            meta_params,
-            static,
-            task,
-            meta_loss,
-            pos,
-            pos,
-            eps,
-            length,
-            max_length,
-            jax.random.split(k_run, n),
-            agents.age,
-            task.pipeline.lifetime(max_length),
+        meta_params = eqx.filter(optimizer, eqx.is_inexact_array)
+        eps = noise(meta_params, k_eps, agents.age.shape[0], self.std)
+        lp, lm, new, _, summaries = _antithetic(loop, optimizer, eps, agents, agents, k_run)
+        grad = antithetic_gradient(lp, lm, eps, self.std, self.fitness_shaping)
+        metrics = antithetic_metrics(
+            lp, lm, agents.age, loop.length, summaries, self.fitness_shaping
         )
-        grad = _es_gradient(lp, lm, eps, self.std, self.fitness_shaping)
-        metrics = _es_metrics(lp, lm, agents.age, length, metrics, self.fitness_shaping)
-        return grad, _advance(agents, learner, opt_state, length), state, metrics
+        return grad, new, state, metrics
 
 
 class PESState(eqx.Module):
     """Persistent ES state: the `-ε` particles' agents and each pair's noise accumulator `ξ`."""
 
-    neg_learner: PyTree
-    neg_opt_state: PyTree
+    negative: AgentsState
     accumulated: PyTree
 
 
@@ -475,80 +399,35 @@ class PES(AbstractEstimator):
         check_positive("std", self.std)
         check_fitness_shaping(self.fitness_shaping)
 
+    def check_optimizer(self, optimizer):
+        """Every optimizer is accepted."""
+
     def init(self, meta_params, agents, key):
         zeros = jax.tree.map(
             lambda x: jnp.zeros((agents.age.shape[0], *x.shape), x.dtype), meta_params
         )
-        return PESState(agents.learner, agents.opt_state, zeros)
+        return PESState(agents, zeros)
 
     def on_reset(self, state, agents, mask):
+        zeros = jax.tree.map(jnp.zeros_like, state.accumulated)
         return PESState(
-            tree_select(mask, agents.learner, state.neg_learner),
-            tree_select(mask, agents.opt_state, state.neg_opt_state),
-            tree_select(mask, jax.tree.map(jnp.zeros_like, state.accumulated), state.accumulated),
+            tree_select(mask, agents, state.negative),
+            tree_select(mask, zeros, state.accumulated),
         )
 
-    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
-        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
+    def estimate(self, *, loop, optimizer, agents, state, key):
         k_eps, k_run = jax.random.split(key)
-        n = task.pipeline.n_agents
-        eps = _noise(meta_params, k_eps, n, self.std)
+        meta_params = eqx.filter(optimizer, eqx.is_inexact_array)
+        eps = noise(meta_params, k_eps, agents.age.shape[0], self.std)
         accumulated = jax.tree.map(jnp.add, state.accumulated, eps)
-        pos = (agents.learner, agents.opt_state)
-        neg = (state.neg_learner, state.neg_opt_state)
-        lp, lm, (learner, opt_state), (neg_learner, neg_opt), metrics = _antithetic(
-            meta_params,
-            static,
-            task,
-            meta_loss,
-            pos,
-            neg,
-            eps,
-            length,
-            max_length,
-            jax.random.split(k_run, n),
-            agents.age,
-            task.pipeline.lifetime(max_length),
+        lp, lm, new, negative, summaries = _antithetic(
+            loop, optimizer, eps, agents, state.negative, k_run
         )
-        grad = _es_gradient(lp, lm, accumulated, self.std, self.fitness_shaping)
-        new_state = PESState(neg_learner, neg_opt, accumulated)
-        metrics = _es_metrics(lp, lm, agents.age, length, metrics, self.fitness_shaping)
-        return grad, _advance(agents, learner, opt_state, length), new_state, metrics
-
-
-class FullES(AbstractStatelessEstimator):
-    """Antithetic ES over whole agent lifetimes (OPEN-style): every meta-step trains one fresh
-    pair of agents per pipeline slot for `lifetime` updates with `φ±ε` and scores them with the
-    meta-loss (use [`l2orl.LifetimeReturn`][]). The pipeline's persistent agents are unused.
-    `fitness_shaping` shapes the `2n` lifetimes' losses jointly, as in
-    [`l2orl.TruncatedES`][]; fresh agents every meta-step, a diverged lifetime is forgotten
-    after its meta-step.
-    """
-
-    lifetime: int = eqx.field(static=True)
-    std: float = eqx.field(static=True, default=0.01)
-    fitness_shaping: str = eqx.field(static=True, default="none")
-
-    def __check_init__(self):
-        check_positive_int("lifetime", self.lifetime)
-        check_positive("std", self.std)
-        check_fitness_shaping(self.fitness_shaping)
-
-    def estimate(self, *, optimizer, task, meta_loss, agents, state, length, max_length, key):
-        meta_params, static = eqx.partition(optimizer, eqx.is_inexact_array)
-        k_init, k_eps, k_run = jax.random.split(key, 3)
-        n = task.pipeline.n_agents
-        fresh = task.fresh_agents(optimizer, jax.random.split(k_init, n))
-        eps = _noise(meta_params, k_eps, n, self.std)
-        keys = jax.random.split(k_run, n)
-        plus, minus = (jax.tree.map(op, meta_params, eps) for op in (jnp.add, jnp.subtract))
-        args = (static, task, meta_loss, fresh, keys, self.lifetime)
-        lp, metrics = lifetime_losses(plus, *args)
-        lm, _ = lifetime_losses(minus, *args)
-        grad = _es_gradient(lp, lm, eps, self.std, self.fitness_shaping)
-        ages = jnp.zeros(n, jnp.int32)
-        metrics = _es_metrics(lp, lm, ages, self.lifetime, metrics, self.fitness_shaping)
-        return grad, agents, state, metrics
+        grad = antithetic_gradient(lp, lm, accumulated, self.std, self.fitness_shaping)
+        metrics = antithetic_metrics(
+            lp, lm, agents.age, loop.length, summaries, self.fitness_shaping
+        )
+        return grad, new, PESState(negative, accumulated), metrics
 
 
 ESTIMATORS: dict[str, type[AbstractEstimator]] = {
@@ -556,5 +435,4 @@ ESTIMATORS: dict[str, type[AbstractEstimator]] = {
     "es": TruncatedES,
     "pes": PES,
 }
-"""The truncated estimators by the name a `MetaTrainConfig` gives them (`FullES` trains whole
-lifetimes instead of the pipeline's agents and is built directly)."""
+"""The truncated estimators by the name a `MetaTrainConfig` gives them."""

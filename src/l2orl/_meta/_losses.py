@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
 from .._custom_types import PRNGKey
-from .._learner import AbstractLearner, UpdateMetrics, mean_return
+from .._learner import AbstractLearner, AbstractRolloutLearner, UpdateMetrics, mean_return
 from .._utils import check_fraction, check_positive_int
 
 
@@ -50,9 +50,9 @@ def _scoring(learner: AbstractLearner, normalize_advantages: bool) -> AbstractLe
     normalised over the meta-loss's batch."""
     if not normalize_advantages:
         return learner
-    if not hasattr(learner, "normalize_advantages"):
+    if not isinstance(learner, AbstractRolloutLearner):
         raise ValueError(
-            "normalize_advantages needs a learner with advantages (l2orl.rl.A2C, "
+            "normalize_advantages needs an l2orl.AbstractRolloutLearner (l2orl.rl.A2C, "
             f"l2orl.rl.PPO), got {type(learner).__name__}"
         )
     return dataclasses.replace(learner, normalize_advantages=True)
@@ -85,7 +85,7 @@ class FreshRolloutLoss(AbstractMetaLoss):
 
     A wider sample than [`l2orl.AgentLoss`][]'s single environment for the same network: it
     costs the agent network's forward and backward pass on `n_envs × T` transitions, not the
-    optimizer's. Needs an actor-critic learner (its `n_envs` is replaced).
+    optimizer's. Needs an [`l2orl.AbstractRolloutLearner`][] (its `n_envs` is replaced).
 
     **Arguments:** `n_envs` (default 64), `normalize_advantages` (as
     [`l2orl.AgentLoss`][]'s).
@@ -103,22 +103,16 @@ class FreshRolloutLoss(AbstractMetaLoss):
         return self.n_envs * learner.rollout_length
 
     def __call__(self, learner, env, state, unroll, active, key):
-        from ..rl import AbstractActorCritic  # the RL package loads gymnax: only when used
-
-        if not isinstance(learner, AbstractActorCritic):
+        if not isinstance(learner, AbstractRolloutLearner):
             raise ValueError(
-                "FreshRolloutLoss needs an actor-critic learner (l2orl.rl.A2C, l2orl.rl.PPO), "
-                f"got {type(learner).__name__}"
+                "FreshRolloutLoss needs an l2orl.AbstractRolloutLearner (l2orl.rl.A2C, "
+                f"l2orl.rl.PPO), got {type(learner).__name__}"
             )
         wide = dataclasses.replace(
             _scoring(learner, self.normalize_advantages), n_envs=self.n_envs
         )
         k_reset, k_loss = jax.random.split(key)
-        fresh = wide.init(env, k_reset)
-        fresh = eqx.tree_at(
-            lambda s: (s.network, s.normalizer), fresh, (state.network, state.normalizer)
-        )
-        loss, _ = wide.fresh_loss(env, fresh, k_loss)
+        loss, _ = wide.fresh_loss(env, wide.with_fresh_envs(env, state, k_reset), k_loss)
         return loss, state
 
 

@@ -1,7 +1,9 @@
-"""The meta-training run loop: compile, create or resume, step, log, checkpoint, package."""
+"""The one run entry of every meta-algorithm: compile, create or resume, step, log,
+checkpoint, package."""
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import os
@@ -23,6 +25,7 @@ from .._checkpoint import CheckpointError, load_tree, save, save_tree, with_adde
 from .._custom_types import PRNGKey
 from .._progress import progress_bar
 from .._utils import check_non_negative_int, check_positive_int, release_free_memory
+from ._algorithm import AbstractMetaAlgorithm, AbstractMetaState
 from ._sharding import broadcast, gather
 
 
@@ -43,68 +46,143 @@ class RunInterrupted(KeyboardInterrupt):
         )
 
 
-def run(
-    trainer: eqx.Module,
+def meta_train(
+    algorithm: AbstractMetaAlgorithm,
     n_meta_steps: int,
-    out: Path,
+    out_dir: str | os.PathLike | None = None,
     *,
-    key: PRNGKey | int,
-    checkpoint_every: int,
-    keep_checkpoints: int,
-    resume: bool,
-    progress: bool,
-    settings: dict[str, Any] | None,
-    compiler_options: dict[str, Any] | None,
-) -> eqx.Module:
-    """[`l2orl.MetaTrainer.run`][]: `trainer` meta-trained to `n_meta_steps` in `out`;
-    **returns** the final `MetaState`."""
+    key: PRNGKey | int = 0,
+    checkpoint_every: int = 10,
+    keep_checkpoints: int = 2,
+    resume: bool = True,
+    progress: bool = True,
+    settings: dict[str, Any] | None = None,
+    compiler_options: dict[str, Any] | None = None,
+) -> AbstractMetaState:
+    """Run `algorithm` to `n_meta_steps` meta-steps, logging and checkpointing into `out_dir`
+    (`None`: in memory, nothing written); **returns** the final state
+    (`algorithm.optimizer_at(state)` is the learned optimizer).
+
+    Writes `config.json` (the algorithm's configuration plus `settings`), `metrics.jsonl`
+    (one line per meta-step), `checkpoints/step-NNNNNN.l2o` every `checkpoint_every` steps
+    and at the end (the whole state, atomically; the newest `keep_checkpoints` are kept, all
+    with 0), and `optimizer.l2o` (the learned optimizer, with its training figures). With
+    `resume`, a run restarts from the newest readable checkpoint in `out_dir` (an unreadable
+    one is skipped with a warning) and ends with the state an uninterrupted run reaches; a
+    larger `n_meta_steps` continues a finished run. The meta-step is compiled from the
+    state's shapes before the state exists, so the compiler's memory peak never adds to the
+    agents'; the first line after a (re)start also holds `compile_seconds`. `compiler_options`
+    go to XLA (`jax.jit`'s); on CPU, `{"xla_cpu_use_fusion_emitters": False}` compiles with
+    less memory for a slower meta-step. Either may change results by float rounding.
+
+    One run at a time holds `out_dir` (the `lock` file there: an `flock`, dropped by the
+    system when its process ends, so a killed run never blocks the next). `progress` shows
+    a bar on a terminal (meta-step, meta-loss, the mean return of the older half of the
+    agents, env-steps/s, ETA). In the main thread, with an `out_dir`, SIGINT (Ctrl-C) and
+    SIGTERM end the run after the meta-step under way, which is checkpointed; a second
+    signal stops at once.
+
+    With several processes (`jax.distributed`) each calls `meta_train` with the same
+    arguments. Process 0 alone holds the lock and reads and writes `out_dir` (each
+    checkpoint holds the state gathered from all processes; on a resume process 0 sends the
+    state it reads to the others); a run process 0 refuses raises a `ValueError` on every
+    process, and a signal to any process ends the run on all after the same meta-step.
+
+    **Raises:** `ValueError` for bad arguments, if `out_dir` holds a run of another
+    configuration (naming each setting that differs, with both values) or another process's
+    running meta-training; [`l2orl.RunInterrupted`][] after a signal.
+    """
     check_positive_int("n_meta_steps", n_meta_steps)
     check_positive_int("checkpoint_every", checkpoint_every)
     check_non_negative_int("keep_checkpoints", keep_checkpoints)
-    main = jax.process_index() == 0  # with several processes only process 0 touches `out`
-    key = jax.random.key(key) if isinstance(key, int) else key
-    with contextlib.ExitStack() as stack:
-        # From here on a signal ends the loop after the meta-step under way, checkpointed.
-        signals = stack.enter_context(_deferred_signals())
-        config, checkpoints, refusal = None, [], None
-        if main:
-            try:
-                config = _open(out, trainer, settings, resume, stack)
-            except ValueError as error:
-                refusal = error
-            else:
-                checkpoints = [
-                    path for path in _checkpoints(out) if _step_of(path) <= n_meta_steps and resume
-                ]
-        newest = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
-        # Process 0's verdict and newest checkpoint, on every process.
-        accepted, newest = map(int, broadcast(np.asarray([refusal is None, newest], np.int32)))
-        if not accepted:
-            raise refusal or ValueError(f"process 0 refused the run in {out}; its error says why")
-        began = time.perf_counter()  # the first meta-step's time includes compiling it
-        dynamic, static = eqx.partition(trainer, eqx.is_array)
-        step = jax.jit(
-            lambda dynamic, state: eqx.combine(dynamic, static).step(state),
-            compiler_options=compiler_options,
+    if not isinstance(algorithm, AbstractMetaAlgorithm):
+        raise ValueError(
+            f"meta_train runs an l2orl.AbstractMetaAlgorithm, got {type(algorithm).__name__}"
         )
-        compiled = {}
-        if newest < n_meta_steps:
-            # Compiled from shapes alone, before the agents exist, and the compiler's freed
-            # memory returned: the compiler's peak does not add to the agents' memory.
-            release_free_memory()
-            step.lower(dynamic, trainer.state_shapes(key)).compile()  # cached for the loop
-            compiled["compile_seconds"] = time.perf_counter() - began
-            release_free_memory()
-        state, start = trainer.init(key), 0
+    key = jax.random.key(key) if isinstance(key, int) else key
+    out = None if out_dir is None else Path(out_dir)
+    files = None if out is None else _Files(out, checkpoint_every, keep_checkpoints)
+    with contextlib.ExitStack() as stack:
+        signals = stack.enter_context(_deferred_signals()) if files else []
+        config, checkpoints = _claim(files, algorithm, settings, resume, n_meta_steps, stack)
+        newest = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
+        began = time.perf_counter()  # the first meta-step's time includes compiling it
+        step, compiled = _compiled(algorithm, key, compiler_options, newest < n_meta_steps)
+        state, start = algorithm.init(key), 0
         if newest:
-            state, start = _resume(trainer, state, checkpoints)
-        release_free_memory()  # what creating the agents left
-        log = stack.enter_context(_log(out / "metrics.jsonl", start)) if main else None
-        bar = stack.enter_context(progress_bar(progress and main))
-        task = bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
-        saved, rate, stop = start, _Rate(), _first_signal(signals)
+            state, start = _resume(algorithm, state, checkpoints)
+        release_free_memory()  # what creating the state left
+        log = files.log(start, stack) if files else None
+        bar = stack.enter_context(progress_bar(progress and _main()))
+        loop = _Loop(step, files, log, bar, signals)
+        state, saved, stop = loop.run(state, start, n_meta_steps, began, compiled)
+        if files:
+            files.finish(state, saved, n_meta_steps, algorithm, config)
+        if stop:
+            raise RunInterrupted(int(state.meta_step), stop, out)
+    return state
+
+
+def _main() -> bool:
+    """Whether this is process 0, the one that touches the run's folder."""
+    return jax.process_index() == 0
+
+
+def _claim(files, algorithm, settings, resume: bool, n_meta_steps: int, stack):
+    """Process 0 opens the run's folder (if any) and lists the checkpoints to resume from;
+    every process learns its verdict. **Returns:** `(config, checkpoints)`."""
+    if files is None:
+        return None, []
+    config, checkpoints, refusal = None, [], None
+    if _main():
+        try:
+            config = files.open(algorithm, settings, resume, stack)
+        except ValueError as error:
+            refusal = error
+        else:
+            checkpoints = [p for p in files.checkpoints() if _step_of(p) <= n_meta_steps]
+            checkpoints = checkpoints if resume else []
+    newest = _step_of(checkpoints[-1]) if checkpoints else 0
+    accepted, _ = map(int, broadcast(np.asarray([refusal is None, newest], np.int32)))
+    if not accepted:
+        raise refusal or ValueError(
+            f"process 0 refused the run in {files.out}; its error says why"
+        )
+    return config, checkpoints
+
+
+def _compiled(algorithm: AbstractMetaAlgorithm, key: PRNGKey, options, compile_now: bool):
+    """`algorithm.step` jitted (the algorithm's arrays as an argument, so that a new
+    algorithm of the same shapes reuses the compiled step) and, when `compile_now`, compiled
+    from the state's shapes alone, the compiler's freed memory returned. **Returns:**
+    `(step, {"compile_seconds": ...} or {})`."""
+    began = time.perf_counter()
+    dynamic, static = eqx.partition(algorithm, eqx.is_array)
+    jitted = jax.jit(
+        lambda dynamic, state: eqx.combine(dynamic, static).step(state),
+        compiler_options=options,
+    )
+    if not compile_now:
+        return functools.partial(jitted, dynamic), {}
+    release_free_memory()
+    jitted.lower(dynamic, algorithm.state_shapes(key)).compile()  # cached for the loop
+    seconds = time.perf_counter() - began
+    release_free_memory()
+    return functools.partial(jitted, dynamic), {"compile_seconds": seconds}
+
+
+class _Loop:
+    """The meta-steps of a run: step, log, draw, checkpoint, until done or signalled."""
+
+    def __init__(self, step, files, log, bar, signals: list[int]):
+        self.step, self.files, self.log, self.bar, self.signals = step, files, log, bar, signals
+
+    def run(self, state, start: int, n_meta_steps: int, began: float, compiled: dict):
+        """**Returns:** `(state, last meta-step checkpointed, signal or 0)`."""
+        task = self.bar.add_task("meta-step", total=n_meta_steps, completed=start, status="")
+        saved, rate, stop = start, _Rate(), _first_signal(self.signals)
         while int(state.meta_step) < n_meta_steps and not stop:
-            state, metrics = step(dynamic, state)
+            state, metrics = self.step(state)
             record = {
                 "meta_step": int(state.meta_step),
                 **{k: float(v) for k, v in metrics.items()},
@@ -112,32 +190,59 @@ def run(
                 **compiled,
             }
             compiled = {}
-            if log is not None:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            bar.update(task, completed=record["meta_step"], status=_status(record, rate))
-            if record["meta_step"] % checkpoint_every == 0:
-                _save_checkpoint(out, state, keep_checkpoints)
+            if self.log is not None:
+                self.log.write(json.dumps(record) + "\n")
+                self.log.flush()
+            self.bar.update(task, completed=record["meta_step"], status=_status(record, rate))
+            if self.files and self.files.checkpoint_due(record["meta_step"]):
+                self.files.checkpoint(state)
                 saved = record["meta_step"]
             began = time.perf_counter()
-            stop = _first_signal(signals)
+            stop = _first_signal(self.signals)
+        return state, saved, stop
+
+
+class _Files:
+    """A run's folder: its configuration, lock, log and checkpoints."""
+
+    def __init__(self, out: Path, checkpoint_every: int, keep: int):
+        self.out, self.every, self.keep = out, checkpoint_every, keep
+
+    def open(self, algorithm, settings, resume: bool, stack: contextlib.ExitStack) -> dict:
+        """Make the folder, hold its lock until `stack` closes, and check its `config.json`
+        against this run's configuration (written if new); **returns** the configuration."""
+        return _open(self.out, algorithm, settings, resume, stack)
+
+    def checkpoints(self) -> list[Path]:
+        return _checkpoints(self.out)
+
+    def log(self, start: int, stack: contextlib.ExitStack) -> IO[str] | None:
+        """On process 0, `metrics.jsonl` open for appending from meta-step `start`."""
+        return stack.enter_context(_log(self.out / "metrics.jsonl", start)) if _main() else None
+
+    def checkpoint_due(self, meta_step: int) -> bool:
+        return meta_step % self.every == 0
+
+    def checkpoint(self, state: AbstractMetaState) -> None:
+        _save_checkpoint(self.out, state, self.keep)
+
+    def finish(self, state, saved: int, n_meta_steps: int, algorithm, config) -> None:
+        """Checkpoint the last meta-step if it is not yet, and write `optimizer.l2o` once
+        the run reached `n_meta_steps`."""
         if int(state.meta_step) > saved:  # the last meta-step, or the one a signal ended on
-            _save_checkpoint(out, state, keep_checkpoints)
-        if int(state.meta_step) == n_meta_steps and main:
+            self.checkpoint(state)
+        if int(state.meta_step) == n_meta_steps and _main():
             figures = {"meta_steps": int(state.meta_step), "skipped": int(state.skipped)}
             save(
-                out / "optimizer.l2o",
-                trainer.optimizer_at(state),
+                self.out / "optimizer.l2o",
+                algorithm.optimizer_at(state),
                 metadata={"config": config, "training": figures},
             )
-        if stop:
-            raise RunInterrupted(int(state.meta_step), stop, out)
-    return state
 
 
 def _open(
     out: Path,
-    trainer: eqx.Module,
+    algorithm: AbstractMetaAlgorithm,
     settings: dict[str, Any] | None,
     resume: bool,
     stack: contextlib.ExitStack,
@@ -148,7 +253,7 @@ def _open(
         raise ValueError(f"out_dir {out} is a file, not a folder")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     stack.enter_context(_exclusive(out))
-    config = json.loads(json.dumps({**trainer.config(), "settings": settings or {}}))
+    config = json.loads(json.dumps({**algorithm.config(), "settings": settings or {}}))
     config_path = out / "config.json"
     if config_path.exists() and resume:
         recorded = with_added_fields(json.loads(config_path.read_text()))
@@ -249,7 +354,7 @@ def _checkpoints(out: Path) -> list[Path]:
     return sorted((out / "checkpoints").glob("step-*.l2o"), key=_step_of)
 
 
-def _resume(trainer: eqx.Module, fresh: eqx.Module, checkpoints: list[Path]):
+def _resume(algorithm: AbstractMetaAlgorithm, fresh: AbstractMetaState, checkpoints: list[Path]):
     """The state of the newest readable checkpoint (falling back past unreadable ones, with a
     warning) and its meta-step. With several processes, every process calls it: process 0
     reads (`checkpoints` is empty on the others) and its state goes to all.
@@ -273,7 +378,7 @@ def _resume(trainer: eqx.Module, fresh: eqx.Module, checkpoints: list[Path]):
             "is unchanged: continue it with the l2orl version that wrote it, or start it in a "
             "new out_dir"
         )
-    return trainer.place(broadcast(loaded)), start
+    return algorithm.place(broadcast(loaded)), start
 
 
 def _differences(recorded: Any, new: Any, path: str = "") -> list[str]:

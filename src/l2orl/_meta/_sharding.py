@@ -30,8 +30,8 @@ def agents_sharding(n_agents: int | None) -> jax.sharding.NamedSharding | None:
 
 
 def state_shardings(state: PyTree, n_agents: tuple[int, ...]) -> PyTree | None:
-    """Every leaf's sharding for a `MetaState` (`None` with one device): task `i`'s agents
-    and estimator state split over its `n_agents[i]`, the rest replicated."""
+    """Every leaf's sharding for a meta-state (`None` with one device): task `i`'s entries of
+    its per-agent fields (`AGENT_FIELDS`) split over its `n_agents[i]`, the rest replicated."""
     replicated = agents_sharding(None)
     if replicated is None:
         return None
@@ -40,11 +40,16 @@ def state_shardings(state: PyTree, n_agents: tuple[int, ...]) -> PyTree | None:
         sharding = agents_sharding(n)
         return jax.tree.map(lambda _: sharding, tree)
 
-    return dataclasses.replace(
-        jax.tree.map(lambda _: replicated, state),
-        agents=tuple(map(split, state.agents, n_agents)),
-        estimator_states=tuple(map(split, state.estimator_states, n_agents)),
-    )
+    per_agent = {
+        name: tuple(map(split, getattr(state, name), n_agents))
+        for name in AGENT_FIELDS
+        if hasattr(state, name)
+    }
+    return dataclasses.replace(jax.tree.map(lambda _: replicated, state), **per_agent)
+
+
+AGENT_FIELDS = ("agents", "offsets", "estimator_states")
+"""A meta-state's fields that hold one entry per task, each with a leading agent axis."""
 
 
 def place(state: PyTree, n_agents: tuple[int, ...]) -> PyTree:
