@@ -12,18 +12,23 @@ import pytest
 import l2orl
 from l2orl import cli
 
+SET = ["--set"]
+
 
 def test_meta_train_then_plot(tmp_path, capsys):
     """The main job's path (its evaluation is `evaluate`'s, tested below)."""
+    recipe = {"algorithm": {"pipeline": {"agents": 2, "reset_interval": 2}}, "run": {}}
+    recipe["algorithm"]["schedule"], recipe["run"]["meta_steps"] = {"unroll": 1}, 2
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"agents": 2, "unroll": 1, "reset_interval": 2, "meta_steps": 2}))
+    config.write_text(json.dumps(recipe))
     out = tmp_path / "run"
-    args = ["--config", str(config), "--out", str(out), "--low-memory", "--no-evaluate"]
-    assert cli.main(["meta-train", *args]) == 0
+    args = ["--config", str(config), "--out", str(out), "--set", "run.low_memory=true"]
+    assert cli.main(["meta-train", *args, "--no-evaluate"]) == 0
     assert f"saved {out / 'optimizer.l2o'} (0 meta-steps skipped)" in capsys.readouterr().out
     assert (out / "optimizer.l2o").is_file() and not (out / "evaluate-Catch.png").exists()
     settings = json.loads((out / "config.json").read_text())["settings"]
-    assert settings["agents"] == 2 and settings["env"] == ["Catch"] and settings["low_memory"]
+    assert settings["algorithm"]["pipeline"]["agents"] == 2 and settings["run"]["low_memory"]
+    assert [t["env"] for t in settings["tasks"]] == ["Catch"]
     assert cli.main(["plot", str(out / "metrics.jsonl"), "--out", str(tmp_path / "m.png")]) == 0
     assert (tmp_path / "m.png").stat().st_size > 1000
 
@@ -31,13 +36,24 @@ def test_meta_train_then_plot(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["meta-train", "--env", "Catchy"], "error: unknown environment 'Catchy'; available"),
-        (["meta-train", "--unroll", "0"], None),  # argparse's own error
-        (["meta-train", "--agents-per-chunk", "12"], r"error: agents_per_chunk must divide"),
-        (["meta-train", "--estimator", "bptt"], "error: unknown estimator 'bptt'"),
-        (["meta-train", "--meta-loss", "unroll_return"], "error: estimator 'tbptt' needs a"),
-        (["meta-train", "--keep-checkpoints", "-1"], "error: keep_checkpoints must be an int ≥ 0"),
-        (["meta-train", "--physics-gradient"], "error: physics_gradient is only for brax envs"),
+        (
+            ["meta-train", "--env", "Catchy"],
+            r"error: tasks\[0\]\.env: unknown environment 'Catchy'",
+        ),
+        (["meta-train", "--unroll", "4"], None),  # argparse's own error: not a flag any more
+        (["meta-train", "--set", "unroll"], None),  # argparse's: not PATH=VALUE
+        (["meta-train", "--meta-steps", "0"], "error: run.meta_steps: must be a positive int"),
+        (["meta-train", *SET, "algorithm.schedule.unroll=0"], "error: algorithm.schedule.unro"),
+        (["meta-train", *SET, "algorithm.estimator.agents_per_chunk=12"], r"error: .* must div"),
+        (["meta-train", *SET, "algorithm.estimator.name=bptt"], "error: algorithm.estimator.n"),
+        (["meta-train", *SET, "meta_loss.name=unroll_return"], r"error: .* estimator 'tbptt' ne"),
+        (["meta-train", *SET, "run.keep_checkpoints=-1"], "error: run.keep_checkpoints: must"),
+        (["meta-train", *SET, "tasks[0].physics_gradient=true"], r"error: tasks\[0\]\.physic"),
+        (["meta-train", *SET, "algorithm.estimatr.std=1"], "error: algorithm.estimatr: unknow"),
+        (
+            ["meta-train", *SET, "algorithm.estimator.coordinate_fraction=2"],
+            r"error: algorithm.estimator.coordinate_fraction: must be 'auto', null or in \(0, 1\]",
+        ),
         (["meta-train", "--config", "missing.json"], "error: no config file at missing.json"),
         (["evaluate", "--optimizer", "adamw", "--env", "Catch"], "error: optimizer 'adamw'"),
         (["evaluate", "--optimizer", "x.l2o", "--env", "Catch"], "error: no checkpoint file at x"),
@@ -67,7 +83,7 @@ def test_user_errors_reach_the_shell_as_one_line_and_status_2(tmp_path):
     (tmp_path / "some.json").write_text("{}")
     (tmp_path / "file").write_text("")
     cases = {
-        ("meta-train", "--env", "nope"): "error: unknown environment 'nope'; available: ",
+        ("meta-train", "--env", "nope"): r"error: tasks\[0\]\.env: unknown environment 'nope'",
         ("evaluate", "--env", "nope", "--optimizer", "Optim4RL"): "error: unknown environment",
         ("meta-train", "--config", "missing.json"): "error: no config file at missing.json",
         ("meta-train", "--config", "bad.json"): "error: bad.json is not valid JSON: .* line 2",
@@ -94,17 +110,46 @@ def test_user_errors_reach_the_shell_as_one_line_and_status_2(tmp_path):
         assert runs[argv].returncode == 2, argv
         assert re.fullmatch(expected + ".*\n", err.decode()), (argv, err)
     _, err = runs["meta-train", "--env", "nope", "--debug"].communicate(timeout=300)
-    assert b"Traceback" in err and b"ValueError: unknown environment 'nope'" in err
+    assert b"Traceback" in err and b"RecipeError: tasks[0].env: unknown environment 'nope'" in err
     assert not any(tmp_path.glob("**/checkpoints"))
 
 
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"env": "small_dense_short", "reward_scale": [100], "agents": 8}))
-    args = cli.parser().parse_args(["meta-train", "--config", str(path), "--agents", "4"])
-    config = cli.config_of(args)
-    assert config.env == ("small_dense_short",) and config.agents == 4
-    assert config.reward_scale == (100,) and config.meta_lr == 3e-3  # file, flag, default
+    flat = {"env": "small_dense_short", "reward_scale": [100], "agents": 8, "agent_clip": 1}
+    path.write_text(json.dumps(flat))
+    argv = ["meta-train", "--config", str(path), "--env", "small_dense_long", "--env", "Catch"]
+    argv += ["--seed", "3", "--set", "algorithm.pipeline.agents=4", "--set", "run.out=runs/x"]
+    argv += ["--set", "tasks[1].reward_scale=null", "--set", "algorithm.estimator.name=es"]
+    config = cli.config_of(cli.parser().parse_args(argv))
+    # Each --env task has the file's first task's settings, then each --set applies in order.
+    assert [(t.env, t.reward_scale, t.grad_clip) for t in config.tasks] == [
+        ("small_dense_long", 100.0, 1.0),
+        ("Catch", None, 1.0),
+    ]
+    assert config.algorithm.pipeline == l2orl.PipelineSpec(agents=4)  # flag over file
+    assert config.algorithm.estimator == l2orl.EstimatorSpec("es")
+    assert (config.run.seed, config.run.out, config.algorithm.meta_optimizer.lr) == (
+        3,
+        "runs/x",
+        3e-3,  # the default
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("0.25", 0.25),
+        ("null", None),
+        ("true", True),
+        ('{"name": "es"}', {"name": "es"}),
+        ("fresh_rollout", "fresh_rollout"),  # not JSON: a string
+        ("runs/a=b", "runs/a=b"),  # the first `=` splits
+    ],
+)
+def test_set_values_are_json_or_else_strings(value, parsed):
+    args = cli.parser().parse_args(["meta-train", "--set", f"some.path={value}"])
+    assert args.set == [("some.path", parsed)]
 
 
 def test_presets_lists_each_with_its_count(capsys):
@@ -135,16 +180,19 @@ def test_evaluate_a_preset_by_name(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_meta_train_then_evaluate_behind_the_agents_clip(tmp_path, capsys):
-    """The main job end to end, with `agent_clip`: every row of the evaluation is clipped."""
+    """The main job end to end, with the task's `grad_clip`: every row of the evaluation is
+    clipped."""
     out = tmp_path / "run"
-    small = ["--agents", "2", "--unroll", "1", "--reset-interval", "2", "--meta-steps", "2"]
-    evaluation = ["--eval-seeds", "1", "--eval-updates", "3", "--agent-clip", "1"]
+    small = [f"--set=algorithm.pipeline.{k}=2" for k in ("agents", "reset_interval")]
+    small += ["--set", "algorithm.schedule.unroll=1", "--meta-steps", "2"]
+    evaluation = ["--set", "evaluation.seeds=1", "--set", "evaluation.updates=3"]
+    evaluation += ["--set", "tasks[0].grad_clip=1"]
     assert cli.main(["meta-train", *small, *evaluation, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "| learned |" in text and "| adam 0.001 |" in text and "| rmsprop 0.001 |" in text
     assert (out / "evaluate-Catch.png").is_file()
     settings = json.loads((out / "config.json").read_text())["settings"]
-    assert settings["agent_clip"] == 1.0 and "eval_seeds" not in settings
+    assert settings["tasks"][0]["grad_clip"] == 1.0 and "evaluation" not in settings
 
 
 @pytest.mark.slow
@@ -153,8 +201,9 @@ def test_signals_checkpoint_and_the_same_command_resumes_bit_identical(tmp_path)
     SIGKILL: nothing said, and its lock does not block the rerun. A second run on a busy
     folder is refused. Every rerun of the same command ends as the uninterrupted run."""
     steps = 600
-    argv = [sys.executable, "-m", "l2orl.cli", "meta-train", "--agents", "4", "--unroll", "2"]
-    argv += ["--reset-interval", "3", "--meta-steps", str(steps), "--no-evaluate", "--out"]
+    argv = [sys.executable, "-m", "l2orl.cli", "meta-train", "--set=algorithm.pipeline.agents=4"]
+    argv += ["--set=algorithm.schedule.unroll=2", "--set=algorithm.pipeline.reset_interval=3"]
+    argv += ["--meta-steps", str(steps), "--no-evaluate", "--out"]
 
     def start(name):
         return subprocess.Popen([*argv, str(tmp_path / name)], stderr=subprocess.PIPE)

@@ -2,11 +2,12 @@
 `rl.compare`."""
 
 import argparse
-import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _positive_int(text: str) -> int:
@@ -23,13 +24,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _fraction_or_none(text: str) -> float | str:
-    if text in ("auto", "none"):
-        return text
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], 'auto' or 'none', got {value}")
-    return value
+def _setting(text: str) -> tuple[str, Any]:
+    """A `--set PATH=VALUE`: VALUE read as JSON, else taken as a string."""
+    path, equals, value = text.partition("=")
+    if not (equals and path):
+        raise argparse.ArgumentTypeError(f"must be PATH=VALUE, got {text!r}")
+    try:
+        return path, json.loads(value)
+    except json.JSONDecodeError:
+        return path, value
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -43,8 +46,18 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
+_FLAG_PATHS = {
+    "optimizer": "optimizer.preset",
+    "meta_steps": "run.meta_steps",
+    "seed": "run.seed",
+    "out": "run.out",
+}
+"""The recipe setting each common flag of `meta-train` sets."""
+
+
 def config_of(args: argparse.Namespace):
-    """The flags over the config file over the defaults."""
+    """The config file (or the defaults), then `--env` (one task per env, each with the
+    settings of the config's first task), the other flags and each `--set`, in order."""
     import l2orl
 
     config = (
@@ -52,31 +65,34 @@ def config_of(args: argparse.Namespace):
         if args.config is None
         else l2orl.MetaTrainConfig.from_json(args.config)
     )
-    fields = {f.name for f in dataclasses.fields(config)}
-    flags = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    if flags.get("coordinate_fraction") == "none":
-        flags["coordinate_fraction"] = None
-    return config.replace(**flags)
+    changes = []
+    if args.env:
+        first = config.to_json()["tasks"][0]
+        changes.append(("tasks", [{**first, "env": env} for env in args.env]))
+    for flag, path in _FLAG_PATHS.items():
+        if getattr(args, flag) is not None:
+            changes.append((path, getattr(args, flag)))
+    return config.with_values([*changes, *(args.set or [])])
 
 
 def _meta_train(args: argparse.Namespace) -> int:
     config = config_of(args)
-    print(
-        f"meta-training {config.optimizer} on {', '.join(config.env)} -> {config.out}", flush=True
-    )
-    trainer, state = config.run(progress=not args.quiet)
-    print(f"saved {Path(config.out) / 'optimizer.l2o'} ({int(state.skipped)} meta-steps skipped)")
+    envs, out = ", ".join(t.env for t in config.tasks), Path(config.run.out)
+    print(f"meta-training {config.optimizer.preset} on {envs} -> {out}", flush=True)
+    algorithm, state = config.meta_train(progress=not args.quiet)
+    print(f"saved {out / 'optimizer.l2o'} ({int(state.skipped)} meta-steps skipped)")
     if args.no_evaluate:
         return 0
+    first = config.tasks[0]
     return _compare(
-        trainer.optimizer_at(state),
-        config.env[0],
-        config.step_size,
-        config.eval_seeds,
-        config.eval_updates,
-        Path(config.out),
+        algorithm.optimizer_at(state),
+        first.env,
+        config.optimizer.step_size,
+        config.evaluation.seeds,
+        config.evaluation.updates,
+        out,
         not args.quiet,
-        config.agent_clip,
+        first.grad_clip,
     )
 
 
@@ -140,6 +156,41 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (`{self.prog} --help` lists them)\n")
 
 
+def _add_meta_train(commands, long_job: argparse.ArgumentParser) -> None:
+    """The `meta-train` subcommand: a few common flags and `--set` for any setting."""
+    meta = commands.add_parser(
+        "meta-train",
+        parents=[long_job],
+        help="meta-train a learned optimizer, then evaluate it against Adam and RMSProp",
+        description="With no arguments: l2orl.MetaTrainConfig's defaults, Optim4RL on Catch "
+        "with pipeline training (64 agents, K=4, reset interval 32, 78 meta-steps), then an "
+        "evaluation over 3 seeds. Any setting of the recipe is `--set PATH=VALUE`, PATH its "
+        "JSON path (e.g. algorithm.estimator.coordinate_fraction, tasks[0].grad_clip), VALUE "
+        "JSON (0.25, null, true, {...}) or else a string; applied after --config and the "
+        "other flags, in order.",
+    )
+    meta.add_argument("--config", help="a JSON recipe (MetaTrainConfig.to_json's form)")
+    meta.add_argument(
+        "--env",
+        action="append",
+        help="a task's env (repeat for multi-task): one task per env, each with the settings "
+        "of the config's first task; default Catch",
+    )
+    meta.add_argument("--optimizer", help="a name of l2orl.PRESETS (`l2orl presets` lists them)")
+    meta.add_argument("--meta-steps", dest="meta_steps", type=int, help="run.meta_steps")
+    meta.add_argument("--seed", type=int, help="run.seed")
+    meta.add_argument("--out", help="run.out, the run's folder")
+    meta.add_argument(
+        "--set",
+        action="append",
+        type=_setting,
+        metavar="PATH=VALUE",
+        help="set any setting of the recipe (repeatable)",
+    )
+    meta.add_argument("--no-evaluate", action="store_true")
+    meta.set_defaults(run=_meta_train)
+
+
 def parser() -> argparse.ArgumentParser:
     """The `l2orl` command's parser."""
     parser = _Parser(
@@ -163,105 +214,7 @@ def parser() -> argparse.ArgumentParser:
         "presets", help="list the preset learned optimizers", parents=[common]
     ).set_defaults(run=_presets)
 
-    meta = commands.add_parser(
-        "meta-train",
-        parents=[long_job],
-        help="meta-train a learned optimizer, then evaluate it against Adam and RMSProp",
-        description="With no arguments: l2orl.MetaTrainConfig's defaults, Optim4RL on Catch "
-        "with pipeline training (64 agents, K=4, reset interval 32, 78 meta-steps), then an "
-        "evaluation over 3 seeds. Every flag is a field of the config.",
-    )
-    meta.add_argument(
-        "--config", help="a JSON file of settings (keys as the flags, with underscores)"
-    )
-    meta.add_argument(
-        "--env", action="append", help="a task env (repeat for multi-task); default Catch"
-    )
-    meta.add_argument("--optimizer", help="a name of l2orl.PRESETS (`l2orl presets` lists them)")
-    meta.add_argument("--step-size", dest="step_size", type=_positive_float)
-    meta.add_argument(
-        "--agent-clip",
-        dest="agent_clip",
-        type=_positive_float,
-        help="element-wise clip of the agents' gradients before the optimizer",
-    )
-    meta.add_argument("--agents", type=_positive_int)
-    meta.add_argument("--unroll", type=_positive_int, help="inner updates K per meta-step")
-    meta.add_argument("--reset-interval", dest="reset_interval", type=_positive_int)
-    meta.add_argument("--pipeline", help="a name of l2orl.PIPELINE_KINDS")
-    meta.add_argument("--estimator", help="a name of l2orl.ESTIMATORS")
-    meta.add_argument("--meta-loss", dest="meta_loss", help="a name of l2orl.META_LOSSES")
-    meta.add_argument(
-        "--normalize-advantages",
-        dest="normalize_advantages",
-        action="store_true",
-        default=None,
-        help="the agent and fresh_rollout meta-losses normalise the agents' advantages over "
-        "their batch (PPO's loss already does)",
-    )
-    meta.add_argument("--schedule", help="a name of l2orl.SCHEDULES")
-    meta.add_argument(
-        "--min-unroll",
-        dest="min_unroll",
-        type=_positive_int,
-        help="the least K of a varying schedule",
-    )
-    meta.add_argument(
-        "--agents-per-chunk",
-        dest="agents_per_chunk",
-        type=_positive_int,
-        help="tbptt: differentiate this many agents at a time (less memory; default all)",
-    )
-    meta.add_argument(
-        "--coordinate-fraction",
-        dest="coordinate_fraction",
-        type=_fraction_or_none,
-        help="tbptt: back-propagate through this fraction of the coordinates, sampled "
-        "(1: exact by coordinates; 'none': exact by autodiff through the unroll; 'auto', the "
-        "default: 1/16 where the optimizer allows it, else 'none')",
-    )
-    meta.add_argument(
-        "--low-memory",
-        dest="low_memory",
-        action="store_true",
-        default=None,
-        help="compile with XLA CPU's older fusion emitters: a quarter of the compiler's "
-        "memory, a slower meta-step",
-    )
-    meta.add_argument(
-        "--physics-gradient",
-        dest="physics_gradient",
-        action="store_true",
-        default=None,
-        help="brax envs: back-propagate the meta-gradient through the simulator, as the "
-        "reference (default: it stops at the simulator)",
-    )
-    meta.add_argument("--meta-lr", dest="meta_lr", type=_positive_float)
-    meta.add_argument(
-        "--meta-clip",
-        dest="meta_clip",
-        type=_positive_float,
-        help="element-wise clip of the meta-gradient",
-    )
-    meta.add_argument(
-        "--task-normalize",
-        dest="task_normalize",
-        type=_positive_float,
-        help="rescale each task's meta-gradient to this global norm before averaging",
-    )
-    meta.add_argument("--meta-steps", dest="meta_steps", type=_positive_int)
-    meta.add_argument("--seed", type=int)
-    meta.add_argument("--out")
-    meta.add_argument(
-        "--keep-checkpoints",
-        dest="keep_checkpoints",
-        type=int,
-        help="how many of the newest checkpoints to keep (default 2; 0 keeps all)",
-    )
-    meta.add_argument("--eval-seeds", dest="eval_seeds", type=_positive_int)
-    meta.add_argument("--eval-updates", dest="eval_updates", type=_positive_int)
-    meta.add_argument("--no-evaluate", action="store_true")
-    meta.set_defaults(run=_meta_train)
+    _add_meta_train(commands, long_job)
 
     evaluate = commands.add_parser(
         "evaluate",

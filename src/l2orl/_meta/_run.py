@@ -59,38 +59,23 @@ def meta_train(
     settings: dict[str, Any] | None = None,
     compiler_options: dict[str, Any] | None = None,
 ) -> AbstractMetaState:
-    """Run `algorithm` to `n_meta_steps` meta-steps, logging and checkpointing into `out_dir`
-    (`None`: in memory, nothing written); **returns** the final state
-    (`algorithm.optimizer_at(state)` is the learned optimizer).
+    """Run `algorithm` to `n_meta_steps` meta-steps in `out_dir` (`None`: in memory, nothing
+    written, signals not caught); **returns** the final state (see `optimizer_at`).
 
     Writes `config.json` (the algorithm's configuration plus `settings`), `metrics.jsonl`
-    (one line per meta-step), `checkpoints/step-NNNNNN.l2o` every `checkpoint_every` steps
-    and at the end (the whole state, atomically; the newest `keep_checkpoints` are kept, all
-    with 0), and `optimizer.l2o` (the learned optimizer, with its training figures). With
-    `resume`, a run restarts from the newest readable checkpoint in `out_dir` (an unreadable
-    one is skipped with a warning) and ends with the state an uninterrupted run reaches; a
-    larger `n_meta_steps` continues a finished run. The meta-step is compiled from the
-    state's shapes before the state exists, so the compiler's memory peak never adds to the
-    agents'; the first line after a (re)start also holds `compile_seconds`. `compiler_options`
-    go to XLA (`jax.jit`'s); on CPU, `{"xla_cpu_use_fusion_emitters": False}` compiles with
-    less memory for a slower meta-step. Either may change results by float rounding.
+    (a line per meta-step; the first after a (re)start holds `compile_seconds`),
+    `checkpoints/step-NNNNNN.l2o` every `checkpoint_every` steps and at the end (the newest
+    `keep_checkpoints` kept; 0 keeps all) and `optimizer.l2o`. With `resume`, a run restarts
+    from its newest readable checkpoint and ends as an uninterrupted one; a larger
+    `n_meta_steps` continues a finished run. One run at a time holds `out_dir` (an `flock`
+    on its `lock`). SIGINT and SIGTERM end the run after the meta-step under way, which is
+    checkpointed. `compiler_options` go to XLA (`jax.jit`'s). With several processes
+    (`jax.distributed`) each calls it with the same arguments and process 0 alone touches
+    `out_dir` (see the meta-training guide).
 
-    One run at a time holds `out_dir` (the `lock` file there: an `flock`, dropped by the
-    system when its process ends, so a killed run never blocks the next). `progress` shows
-    a bar on a terminal (meta-step, meta-loss, the mean return of the older half of the
-    agents, env-steps/s, ETA). In the main thread, with an `out_dir`, SIGINT (Ctrl-C) and
-    SIGTERM end the run after the meta-step under way, which is checkpointed; a second
-    signal stops at once.
-
-    With several processes (`jax.distributed`) each calls `meta_train` with the same
-    arguments. Process 0 alone holds the lock and reads and writes `out_dir` (each
-    checkpoint holds the state gathered from all processes; on a resume process 0 sends the
-    state it reads to the others); a run process 0 refuses raises a `ValueError` on every
-    process, and a signal to any process ends the run on all after the same meta-step.
-
-    **Raises:** `ValueError` for bad arguments, if `out_dir` holds a run of another
-    configuration (naming each setting that differs, with both values) or another process's
-    running meta-training; [`l2orl.RunInterrupted`][] after a signal.
+    **Raises:** `ValueError` for bad arguments, an `out_dir` holding a run of another
+    configuration (naming each difference) or in use; [`l2orl.RunInterrupted`][] after a
+    signal.
     """
     check_positive_int("n_meta_steps", n_meta_steps)
     check_positive_int("checkpoint_every", checkpoint_every)
@@ -101,7 +86,7 @@ def meta_train(
         )
     key = jax.random.key(key) if isinstance(key, int) else key
     out = None if out_dir is None else Path(out_dir)
-    files = None if out is None else _Files(out, checkpoint_every, keep_checkpoints)
+    files = out and _Files(out, checkpoint_every, keep_checkpoints)
     with contextlib.ExitStack() as stack:
         signals = stack.enter_context(_deferred_signals()) if files else []
         config, checkpoints = _claim(files, algorithm, settings, resume, n_meta_steps, stack)
