@@ -405,11 +405,12 @@ class _Rate:
 
 def _status(record: dict[str, float | int], rate: _Rate) -> str:
     """The progress line's figures: meta-loss, the older half of the agents' mean return
-    (over tasks), env-steps/s and skipped meta-steps."""
+    (over tasks) where the algorithm reports it, env-steps/s and skipped meta-steps."""
     late = [v for k, v in record.items() if k.endswith("/late_return")]
     speed = rate(record["env_steps"])
-    return (
-        f"meta-loss {record['meta_loss']:.4g} · return (older half) "
-        f"{sum(late) / len(late):.3f} · {'–' if math.isnan(speed) else f'{speed:,.0f}'} "
-        f"env-steps/s · skipped {int(record['skipped'])}"
-    )
+    parts = [f"meta-loss {record['meta_loss']:.4g}"]
+    if late:
+        parts.append(f"return (older half) {sum(late) / len(late):.3f}")
+    parts.append(f"{'–' if math.isnan(speed) else f'{speed:,.0f}'} env-steps/s")
+    parts.append(f"skipped {int(record['skipped'])}")
+    return " · ".join(parts)
