@@ -113,22 +113,17 @@ def main() -> None:
         episode_length=episode,
         physics_gradient=args.physics_gradient,
     )
-    meta_task = l2orl.MetaTask(
-        name,
-        meta_learner(task, n_envs, args.smoke),
-        env,
-        l2orl.Pipeline(agents, interval),
-        grad_clip=1.0,
-    )
-    trainer = l2orl.MetaTrainer(
+    meta_task = l2orl.MetaTask(name, meta_learner(task, n_envs, args.smoke), env, grad_clip=1.0)
+    algorithm = l2orl.TruncatedTraining(
         l2orl.optim4rl(step_size=3e-4, key=jax.random.key(0)),
         (meta_task,),
+        l2orl.Pipeline(agents, interval),
         estimator=l2orl.TruncatedBPTT(),
         schedule=l2orl.ConstantTruncation(unroll),
         meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-4)),
     )
-    state = trainer.run(steps, args.out / "run", progress=not args.smoke)
-    learned = trainer.optimizer_at(state)
+    state = l2orl.meta_train(algorithm, steps, args.out / "run", progress=not args.smoke)
+    learned = algorithm.optimizer_at(state)
 
     result = rl.compare(
         {"meta-trained Optim4RL": learned},
