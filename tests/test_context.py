@@ -13,6 +13,7 @@ import pytest
 import l2orl
 import l2orl.rl as rl
 from helpers import KEY, SMALL_NET, grads_like, params_tree
+from l2orl._preprocess._tensor import roles_from_paths
 
 
 class _Seen(NamedTuple):
@@ -132,7 +133,8 @@ def test_tensor_features_know_roles_and_depths_of_actor_critics(shared):
     spec = rl.NetworkSpec("mlp", (8, 8), "tanh", None if shared else (8, 8))
     net = spec.build((4,), rl.make("CartPole-v1").action_space(None), KEY)
     params = eqx.filter(net, eqx.is_inexact_array)
-    features, _ = l2orl.TensorFeatures()(params, None, params)
+    context = l2orl.UpdateContext(roles=net.tensor_roles())
+    features, _ = l2orl.TensorFeatures()(params, None, params, context)
     first = jax.tree.map(lambda f: np.asarray(f.reshape(-1, 5)[0]), features)
     torso = "shared" if shared else "actor"
     roles = ("actor", "critic", "shared")
@@ -145,11 +147,119 @@ def test_tensor_features_know_roles_and_depths_of_actor_critics(shared):
         np.testing.assert_allclose(first.value_torso.layers[0].weight, [0.0, 0, 1, 0, 0])
 
 
-def _actor_critic_params():
-    net = rl.NetworkSpec("mlp", (8,), "tanh").build(
+def _actor_critic():
+    return rl.NetworkSpec("mlp", (8,), "tanh").build(
         (4,), rl.make("CartPole-v1").action_space(None), KEY
     )
-    return eqx.filter(net, eqx.is_inexact_array)
+
+
+def _actor_critic_params():
+    return eqx.filter(_actor_critic(), eqx.is_inexact_array)
+
+
+def _spec_id(spec: rl.NetworkSpec) -> str:
+    value = "" if spec.value_hidden_sizes is None else f"-value{spec.value_hidden_sizes}"
+    return f"{spec.torso}{spec.hidden_sizes}{value}"
+
+
+# Every kind of network the library builds (shared or separate value torso, MLP or conv, for
+# discrete or continuous actions), and those its environment families train by default.
+NETWORKS = [
+    (rl.NetworkSpec("mlp", (8, 8), "tanh"), "CartPole-v1"),
+    (rl.NetworkSpec("mlp", (8, 8), "tanh", (8, 8)), "Pendulum-v1"),
+    (rl.NetworkSpec("conv", (8,), "relu"), "big_dense_short"),
+    (rl.NetworkSpec("conv", (8,), "relu", (8,)), "big_dense_short"),
+    *(
+        (rl.default_learner(name).network, name)
+        for name in ("small_dense_short", "big_dense_short", "Catch", "Pendulum-v1")
+    ),
+    (rl.default_learner("brax:ant").network, "Pendulum-v1"),
+]
+
+
+@pytest.mark.parametrize(
+    "spec, env_name", NETWORKS, ids=[f"{_spec_id(s)}-{e}" for s, e in NETWORKS]
+)
+def test_library_networks_label_their_tensors_as_their_paths_say(spec, env_name):
+    """The roles an actor-critic gives are those its parameter paths gave, so the optimizer
+    sees the same inputs and noise whichever it reads."""
+    env = rl.make(env_name)
+    obs, _ = env.reset(KEY, env.default_params)
+    net = spec.build(obs.shape, env.action_space(env.default_params), KEY)
+    params = eqx.filter(net, eqx.is_inexact_array)
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    roles = jax.tree.leaves(net.tensor_roles())
+    assert roles == roles_from_paths(paths)
+    shared = set() if spec.value_hidden_sizes else {"shared"}
+    assert set(roles) == {"actor", "critic", *shared}
+    context = l2orl.UpdateContext(key=KEY, roles=net.tensor_roles())
+    labelled, _ = l2orl.TensorFeatures()(params, None, params, context)
+    guessed, _ = l2orl.TensorFeatures(role_source="paths")(params, None, params)
+    for a, b in zip(jax.tree.leaves(labelled), jax.tree.leaves(guessed), strict=True):
+        np.testing.assert_array_equal(a, b)
+    head = l2orl.NoisyHead(l2orl.LinearHead(), ("actor", "shared"))
+    guess = l2orl.NoisyHead(l2orl.LinearHead(), ("actor", "shared"), role_source="paths")
+    np.testing.assert_array_equal(
+        head.noise(params, context), guess.noise(params, l2orl.UpdateContext(key=KEY))
+    )
+
+
+def test_a_users_labelling_is_used_and_unlabelled_tensors_are_shared():
+    params = {"policy": {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, "value": jnp.ones(4)}
+    grads = jax.tree.map(lambda p: 0.5 * p, params)
+    # The paths would say actor and critic; the user says otherwise, once for a subtree.
+    labels = {"policy": "critic", "value": "actor"}
+    context = l2orl.UpdateContext(key=KEY, roles=labels)
+    assert isinstance(context.roles, l2orl.TensorRoles) and jax.tree.leaves(context) == [KEY]
+    assert context.roles.of(grads) == ["critic", "critic", "actor"]
+    assert l2orl.TensorRoles("actor").of(grads) == ["actor"] * 3
+
+    def roles_read(features):
+        return [
+            tuple(np.asarray(f.reshape(-1, 5)[0, 1:4]).tolist()) for f in jax.tree.leaves(features)
+        ]
+
+    read = roles_read(l2orl.TensorFeatures()(grads, None, params, context)[0])
+    assert read == [(0.0, 1.0, 0.0)] * 2 + [(1.0, 0.0, 0.0)]
+    paths = roles_read(l2orl.TensorFeatures(role_source="paths")(grads, None, params, context)[0])
+    assert paths == [(1.0, 0.0, 0.0)] * 2 + [(0.0, 1.0, 0.0)]
+    unlabelled = roles_read(l2orl.TensorFeatures()(grads, None, params)[0])
+    assert unlabelled == [(0.0, 0.0, 1.0)] * 3
+
+    noise = l2orl.NoisyHead(l2orl.LinearHead()).noise(grads, context)
+    assert not jnp.any(noise[:9]) and bool(jnp.all(noise[9:] != 0))
+    assert not jnp.any(
+        l2orl.NoisyHead(l2orl.LinearHead()).noise(grads, context.merge(roles="shared"))
+    )
+
+    # Through optax and jit: the labels are static, part of the context's structure.
+    traces = []
+
+    def update(grads, state, params, context):
+        traces.append(None)
+        return tx.update(grads, state, params, context=context)
+
+    opt = l2orl.open_like(key=KEY)
+    opt = eqx.tree_at(lambda o: o.branch.cell.readout.bias, opt, jnp.asarray([0.0, 0.0, 1.0]))
+    tx = l2orl.with_context(opt.as_optax(), roles=labels)
+    state, jitted = tx.init(params), eqx.filter_jit(update)
+    noisy, _ = jitted(grads, state, params, l2orl.UpdateContext(key=KEY))
+    again, _ = jitted(grads, state, params, l2orl.UpdateContext(key=KEY))
+    assert len(traces) == 1
+    quiet, _ = jitted(grads, state, params, l2orl.UpdateContext())
+    np.testing.assert_array_equal(noisy["value"], again["value"])
+    assert bool(jnp.all(noisy["value"] != quiet["value"]))
+    for name in ("w", "b"):
+        np.testing.assert_array_equal(noisy["policy"][name], quiet["policy"][name])
+
+    with pytest.raises(ValueError, match="tensor roles are among"):
+        l2orl.UpdateContext(roles={"policy": "policy", "value": "critic"})
+    with pytest.raises(ValueError, match="labelled for a tree of structure"):
+        l2orl.TensorRoles({"a": "actor"}).of(grads)
+    with pytest.raises(ValueError, match="reads the tensor roles from one of"):
+        l2orl.TensorFeatures(role_source="names")
+    with pytest.raises(ValueError, match="reads the tensor roles from one of"):
+        l2orl.NoisyHead(l2orl.LinearHead(), role_source="names")
 
 
 def test_the_noisy_head_is_exact_at_zero_scale_reproducible_and_masked():
@@ -158,10 +268,12 @@ def test_the_noisy_head_is_exact_at_zero_scale_reproducible_and_masked():
     deterministic = l2orl.GainBiasHead()(out[:3], g)
     assert head(out, g, xi) == deterministic and head(out, g) == deterministic
     assert head(out.at[3].set(0.5), g, xi) == deterministic + 1.0
-    params = _actor_critic_params()
-    noise = head.noise(params, KEY)
-    np.testing.assert_array_equal(noise, head.noise(params, KEY))
-    assert not jnp.any(head.noise(params, None))
+    net = _actor_critic()
+    params = eqx.filter(net, eqx.is_inexact_array)
+    context = l2orl.UpdateContext(key=KEY, roles=net.tensor_roles())
+    noise = head.noise(params, context)
+    np.testing.assert_array_equal(noise, head.noise(params, context))
+    assert not jnp.any(head.noise(params, l2orl.UpdateContext(roles=net.tensor_roles())))
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     offset = 0
     for path, leaf in flat:
@@ -177,13 +289,15 @@ def test_open_like_is_deterministic_without_a_key_and_perturbs_only_the_actor_wi
     opt = l2orl.open_like(key=KEY)
     # A nonzero noise scale everywhere: the readout bias of σ.
     opt = eqx.tree_at(lambda o: o.branch.cell.readout.bias, opt, jnp.asarray([0.0, 0.0, 1.0]))
-    params = _actor_critic_params()
+    net = _actor_critic()
+    params = eqx.filter(net, eqx.is_inexact_array)
     grads = jax.tree.map(lambda p: 0.01 * jnp.ones_like(p), params)
-    tx = opt.as_optax()
+    tx, roles = opt.as_optax(), net.tensor_roles()
     state, update = tx.init(params), eqx.filter_jit(tx.update)
-    plain, _ = update(grads, state, params)
-    again, _ = update(grads, state, params, context=l2orl.UpdateContext())
-    noisy, _ = update(grads, state, params, context=l2orl.UpdateContext(key=KEY))
+    # The network's roles, told once by the loop or with every update.
+    plain, _ = eqx.filter_jit(l2orl.with_context(tx, roles=roles).update)(grads, state, params)
+    again, _ = update(grads, state, params, context=l2orl.UpdateContext(roles=roles))
+    noisy, _ = update(grads, state, params, context=l2orl.UpdateContext(key=KEY, roles=roles))
     for path, a, b, c in zip(
         *zip(*jax.tree_util.tree_flatten_with_path(plain)[0], strict=True),
         jax.tree.leaves(again),

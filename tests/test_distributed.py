@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import l2orl
-from _distributed_worker import SETTINGS, build_trainer
+from _distributed_worker import SETTINGS, build_training
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
 
@@ -27,7 +27,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _meta_params(path: Path, like: l2orl.MetaState) -> list[np.ndarray]:
+def _meta_params(path: Path, like: l2orl.TruncatedState) -> list[np.ndarray]:
     state = l2orl.load_tree(path, like=like)
     return [np.asarray(x) for x in jax.tree.leaves(state.meta_params)]
 
@@ -39,9 +39,9 @@ def test_two_processes_meta_train_as_one_process(tmp_path):
     run with the same checkpoints as an uninterrupted one; one log and one set of
     checkpoints, written by process 0; a configuration process 0 refuses is refused on
     both; SIGTERM to process 1 alone stops both after the same meta-step."""
-    trainer = build_trainer()
-    like = trainer.init(jax.random.key(SETTINGS["key"]))
-    trainer.run(3, tmp_path / "one", **SETTINGS)
+    training = build_training()
+    like = training.init(jax.random.key(SETTINGS["key"]))
+    l2orl.meta_train(training, 3, tmp_path / "one", **SETTINGS)
 
     out, port = tmp_path / "two", _free_port()
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -74,6 +74,8 @@ def test_two_processes_meta_train_as_one_process(tmp_path):
     for i, report in enumerate(reports):
         assert (report["process"], report["processes"], report["devices"]) == (i, 2, 4)
         assert (report["agent_devices"], report["local_agent_shards"]) == (4, 2)
+        assert report["replicated_agent_devices"] == 4  # all 4 hold both of its 2 agents
+        assert report["agent_shapes"] == [[4], [2]]  # each task's agents by its pipeline
         assert report["params"] == reports[0]["params"]  # one meta-gradient for both
         for a, b in zip(reference, report["params"], strict=True):
             np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-7)

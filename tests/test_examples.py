@@ -6,8 +6,8 @@ import pytest
 
 EXAMPLES = sorted(
     p
-    for p in (Path(__file__).resolve().parents[1] / "examples").glob("*.py")
-    if not p.name.startswith("_")
+    for p in (Path(__file__).resolve().parents[1] / "examples").rglob("*.py")
+    if not p.name.startswith("_") and "--smoke" in p.read_text()
 )
 
 

@@ -37,3 +37,44 @@ def test_head_rules():
 def test_direction_magnitude_needs_two_outputs():
     with pytest.raises(ValueError, match="n_in must be ≥ 2"):
         l2orl.DirectionMagnitudeHead(n_in=1)
+
+
+class _UniformNoiseHead(l2orl.AbstractStochasticHead):
+    """`o + ξ` with `ξ ~ U(0, 1)` on every coordinate: a stochastic rule the library does not
+    ship, to show that a branch needs nothing but the abstract protocol."""
+
+    @property
+    def n_in(self) -> int:
+        return 1
+
+    def noise(self, grads, context: l2orl.UpdateContext) -> jax.Array:
+        n = sum(g.size for g in jax.tree.leaves(grads))
+        if context.key is None:
+            return jnp.zeros((n,), jnp.float32)
+        return jax.random.uniform(context.key, (n,), jnp.float32)
+
+    def __call__(self, out, grad, noise=0.0):
+        return out[0] + noise
+
+
+def _flat(tree) -> jax.Array:
+    return jnp.concatenate([x.reshape(-1) for x in jax.tree.leaves(tree)])
+
+
+def test_a_branch_runs_any_stochastic_head_with_its_noise_as_the_last_input():
+    head = _UniformNoiseHead()
+    branch = l2orl.Branch(l2orl.Identity(), l2orl.LinearCell(1, 1, key=jax.random.key(3)), head)
+    grads = {"a": jnp.asarray([0.1, -0.2, 0.3]), "b": jnp.asarray([[1.0, 2.0]])}
+    state = branch.init(grads)
+    context = l2orl.UpdateContext(key=jax.random.key(4))
+    features, _ = branch.features(grads, state, None, context)
+    assert features.shape == (2, 5)
+    np.testing.assert_array_equal(features[-1], head.noise(grads, context))
+    noisy, _ = branch(grads, state, None, context)
+    plain, _ = branch(grads, state, None)
+    deterministic, _ = l2orl.Branch(l2orl.Identity(), branch.cell, l2orl.LinearHead())(
+        grads, state, None
+    )
+    np.testing.assert_array_equal(_flat(plain), _flat(deterministic))
+    np.testing.assert_allclose(_flat(noisy), _flat(deterministic) + features[-1], rtol=1e-6)
+    assert bool(jnp.all(features[-1] > 0))

@@ -1,4 +1,5 @@
 import dataclasses
+import inspect
 import json
 import os
 import signal
@@ -18,7 +19,8 @@ import pytest
 
 import l2orl
 import l2orl.rl as rl
-from helpers import KEY, SMALL_NET, toy_optimizer, toy_task
+from helpers import KEY, SMALL_NET, toy_loop, toy_optimizer, toy_task, toy_training
+from meta_helpers import QuadraticLearner
 
 
 def _cosine(a, b):
@@ -71,22 +73,18 @@ def test_random_and_no_pipeline():
 # --- estimators --------------------------------------------------------------------------
 
 
+def _agents(task: l2orl.MetaTask, n: int, optimizer=None) -> l2orl.AgentsState:
+    return task.fresh_agents(optimizer or toy_optimizer(), jax.random.split(KEY, n))
+
+
 def test_tbptt_equals_the_gradient_of_the_full_unroll():
     """When K covers the whole horizon, truncated BPTT is exactly jax.grad of the unrolled loss."""
-    task = toy_task(3)
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (task,), schedule=l2orl.ConstantTruncation(6))
-    state = trainer.init(KEY)
-    params, static = eqx.partition(trainer.optimizer, eqx.is_inexact_array)
-    agents = state.agents[0]
+    task, optimizer = toy_task(), toy_optimizer()
+    agents = _agents(task, 3, optimizer)
+    params, static = eqx.partition(optimizer, eqx.is_inexact_array)
+    loop = l2orl.InnerLoop(task, l2orl.AgentLoss(), jnp.int32(6), 6, 1000)
     grad, *_ = l2orl.TruncatedBPTT().estimate(
-        optimizer=trainer.optimizer,
-        task=task,
-        meta_loss=l2orl.AgentLoss(),
-        agents=agents,
-        state=None,
-        length=jnp.int32(6),
-        max_length=6,
-        key=jax.random.key(5),
+        loop=loop, optimizer=optimizer, agents=agents, state=None, key=jax.random.key(5)
     )
 
     def full_loss(params):  # the same unroll written as a plain Python loop
@@ -108,17 +106,12 @@ def test_tbptt_equals_the_gradient_of_the_full_unroll():
 
 def test_tbptt_in_agent_chunks_equals_all_agents_at_once():
     """Chunks of 2 of 6 agents (scanned) give the same meta-gradient, agents and meta-loss."""
-    task = toy_task(6)
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (task,))
-    state = trainer.init(KEY)
+    optimizer = toy_optimizer()
     args = dict(
-        optimizer=trainer.optimizer,
-        task=task,
-        meta_loss=l2orl.AgentLoss(),
-        agents=state.agents[0],
+        loop=toy_loop(length=3),
+        optimizer=optimizer,
+        agents=_agents(toy_task(), 6, optimizer),
         state=None,
-        length=3,
-        max_length=3,
         key=KEY,
     )
     whole = l2orl.TruncatedBPTT().estimate(**args)
@@ -137,75 +130,84 @@ def test_tbptt_in_agent_chunks_equals_all_agents_at_once():
 )
 def test_es_estimators_agree_with_tbptt_in_direction(estimator):
     """256 antithetic pairs on the smooth toy problem (2 meta-parameters, K = 5)."""
-    task = toy_task(256)
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (task,), estimator=estimator)
-    state = trainer.init(KEY)
-    params = eqx.filter(trainer.optimizer, eqx.is_inexact_array)
-    common = dict(optimizer=trainer.optimizer, task=task, meta_loss=l2orl.AgentLoss())
+    task, optimizer = toy_task(), toy_optimizer()
+    start = _agents(task, 256, optimizer)
+    params = eqx.filter(optimizer, eqx.is_inexact_array)
 
     def estimate(estimator, agents, state, k, key):
+        loop = l2orl.InnerLoop(task, l2orl.AgentLoss(), jnp.int32(k), k, 1000)
         return estimator.estimate(
-            **common,
-            agents=agents,
-            state=state,
-            length=jnp.int32(k),
-            max_length=k,
-            key=jax.random.key(key),
+            loop=loop, optimizer=optimizer, agents=agents, state=state, key=jax.random.key(key)
         )
 
-    exact, *_ = estimate(l2orl.TruncatedBPTT(), state.agents[0], None, 5, 1)
-    es_state = estimator.init(params, state.agents[0], KEY)
-    approx, agents, es_state, _ = estimate(estimator, state.agents[0], es_state, 5, 2)
+    exact, *_ = estimate(l2orl.TruncatedBPTT(), start, None, 5, 1)
+    es_state = estimator.init(params, start, KEY)
+    approx, agents, es_state, _ = estimate(estimator, start, es_state, 5, 2)
     assert _cosine(approx, exact) > 0.5
     if isinstance(estimator, l2orl.PES):
         # A second unroll: PES estimates the gradient through both (an exact K = 10 unroll).
         assert isinstance(es_state, l2orl.PESState)
-        exact10, *_ = estimate(l2orl.TruncatedBPTT(), state.agents[0], None, 10, 1)
+        exact10, *_ = estimate(l2orl.TruncatedBPTT(), start, None, 10, 1)
         approx2, *_ = estimate(estimator, agents, es_state, 5, 3)
         assert _cosine(approx2, exact10) > 0.5
 
 
-def test_full_es_agrees_with_the_exact_lifetime_gradient():
-    """On the smooth toy problem the final-return objective is differentiable: FullES's
-    estimate (64 antithetic lifetimes of 5 updates) points along its exact gradient."""
-    task = toy_task(64)
-    estimator, meta_loss = l2orl.FullES(lifetime=5, std=0.01), l2orl.LifetimeReturn(0.4)
-    optimizer = toy_optimizer()
-    trainer = l2orl.MetaTrainer(optimizer, (task,), estimator=estimator, meta_loss=meta_loss)
-    state = trainer.init(KEY)
-    key = jax.random.key(7)
-    grad, agents, _, metrics = estimator.estimate(
-        optimizer=optimizer,
-        task=task,
+def test_lifetime_es_agrees_with_the_exact_lifetime_gradient():
+    """On the smooth toy problem the final-return objective is differentiable: antithetic ES
+    over whole lifetimes (64 pairs, each scored on the same 8 fresh agents, 5 updates each),
+    applied by sgd(1) to show its estimate, points along the objective's exact gradient."""
+    task, optimizer = toy_task(), toy_optimizer()
+    meta_loss = l2orl.LifetimeReturn(0.4)
+    strategy = l2orl.AntitheticES(pairs=64, std=0.01, meta_optimizer=optax.sgd(1.0))
+    training = l2orl.LifetimeTraining(
+        optimizer,
+        (task,),
+        lifetime=5,
+        strategy=strategy,
+        agents=8,
         meta_loss=meta_loss,
-        agents=state.agents[0],
-        state=None,
-        length=1,
-        max_length=1,
-        key=key,
+        fitness_shaping="none",
     )
-    assert agents is state.agents[0]  # the pipeline's agents are not used
+    state = training.init(KEY)
+    new, metrics = eqx.filter_jit(type(training).step)(training, state)
+    assert type(new) is l2orl.LifetimeState and int(new.meta_step) == 1
     params, static = eqx.partition(optimizer, eqx.is_inexact_array)
-    k_init = jax.random.split(key, 3)[0]  # the fresh agents FullES starts from
+    mean = eqx.filter(training.optimizer_at(new), eqx.is_inexact_array)
+    grad = jax.tree.map(jnp.subtract, params, mean)  # sgd(1): mean - estimate
+
+    # The generation's fresh agents and keys, as the step draws them from the state's key.
+    k_task = jax.random.split(state.key, 4)[3]
+    k_init, k_run = jax.random.split(k_task)
+    fresh = task.fresh_agents(optimizer, jax.random.split(k_init, 8))
+    keys = jax.random.split(k_run, 8)
+    loop = l2orl.InnerLoop(task, meta_loss, 5, 5, 5)
 
     def objective(params):
         optimizer = eqx.combine(params, static)
-        fresh = task.fresh_agents(optimizer, jax.random.split(k_init, 64))
-        run = jax.vmap(lambda s, o: l2orl.unroll(optimizer, task, meta_loss, s, o, 5, 5, KEY)[0])
-        return jnp.mean(run(*fresh))
+        return jnp.mean(jax.vmap(lambda a, k: loop.unroll(optimizer, a, k)[0])(fresh, keys))
 
-    exact = jax.grad(objective)(params)
+    value, exact = jax.value_and_grad(objective)(params)
     assert _cosine(grad, exact) > 0.5  # as for the truncated ES estimators above
-    # -return of the last 40% of 5 updates = the mean loss of updates 4 and 5 > 0.
-    assert float(metrics.meta_loss) > 0
+    # -return of the last 40% of 5 updates = the mean loss of updates 4 and 5 > 0; the
+    # population, ±0.01 around the centre, scores about the centre's objective.
+    assert float(metrics["meta_loss"]) > 0
+    assert float(metrics["meta_loss"]) == pytest.approx(float(value), rel=1e-2)
+    assert float(metrics["best_loss"]) <= float(metrics["meta_loss"])
+    assert float(metrics["diverged"]) == 0 and float(metrics["skipped"]) == 0
 
 
 def test_stateless_estimators_keep_no_state():
-    for estimator in (l2orl.TruncatedBPTT(), l2orl.TruncatedES(), l2orl.FullES(lifetime=2)):
+    for estimator in (l2orl.TruncatedBPTT(), l2orl.TruncatedES()):
         assert isinstance(estimator, l2orl.AbstractStatelessEstimator)
-        trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2),), estimator=estimator)
-        assert trainer.init(KEY).estimator_states == (None,)
+        training = toy_training(2, estimator=estimator)
+        assert training.init(KEY).estimator_states == (None,)
     assert not isinstance(l2orl.PES(), l2orl.AbstractStatelessEstimator)
+    pes = toy_training(2, estimator=l2orl.PES()).init(KEY).estimator_states
+    assert len(pes) == 1 and type(pes[0]) is l2orl.PESState
+    # Whole lifetimes of fresh agents: the lifetime state carries no agents at all.
+    lifetime = l2orl.LifetimeTraining(toy_optimizer(), (toy_task(),), lifetime=2)
+    fields = {f.name for f in dataclasses.fields(lifetime.init(KEY))}
+    assert fields == {"search", "meta_step", "skipped", "key"}
     with pytest.raises(ValueError, match=r"std must be a positive finite number, got 0\.0"):
         l2orl.PES(std=0.0)
 
@@ -214,16 +216,27 @@ def test_tbptt_rejects_a_non_differentiable_meta_loss():
     with pytest.raises(
         ValueError, match="TruncatedBPTT needs a differentiable meta-loss; UnrollReturn"
     ):
-        l2orl.MetaTrainer(toy_optimizer(), (toy_task(2),), meta_loss=l2orl.UnrollReturn())
+        toy_training(2, meta_loss=l2orl.UnrollReturn())
+    with pytest.raises(ValueError, match="TruncatedBPTT needs a differentiable meta-loss, got"):
+        l2orl.TruncatedBPTT().estimate(
+            loop=toy_loop(meta_loss=l2orl.UnrollReturn()),
+            optimizer=toy_optimizer(),
+            agents=_agents(toy_task(), 2),
+            state=None,
+            key=KEY,
+        )
 
 
-# --- the meta-trainer -------------------------------------------------------------------
+# --- truncated training ------------------------------------------------------------------
 
 
 class NaNSometimes(l2orl.AbstractStatelessEstimator):
     """TruncatedBPTT, but about half of the meta-gradients are NaN (chosen from the step's key)."""
 
     inner: l2orl.TruncatedBPTT
+
+    def check_optimizer(self, optimizer):
+        self.inner.check_optimizer(optimizer)
 
     def estimate(self, **kwargs):
         grad, agents, state, metrics = self.inner.estimate(**kwargs)
@@ -233,33 +246,70 @@ class NaNSometimes(l2orl.AbstractStatelessEstimator):
 
 
 def test_a_nan_meta_gradient_is_skipped_and_counted():
-    estimator = NaNSometimes(l2orl.TruncatedBPTT())
-    trainer = l2orl.MetaTrainer(
-        toy_optimizer(), (toy_task(2),), estimator=estimator, meta_optimizer=optax.sgd(0.1)
+    training = toy_training(
+        2, estimator=NaNSometimes(l2orl.TruncatedBPTT()), meta_optimizer=optax.sgd(0.1)
     )
-    step = eqx.filter_jit(type(trainer).step)
-    state = trainer.init(KEY)
+    step = eqx.filter_jit(type(training).step)
+    state = training.init(KEY)
     injected = []
     for _ in range(8):
-        new, metrics = step(trainer, state)
+        new, metrics = step(training, state)
         injected.append(not np.isfinite(float(metrics["grad_norm"])))
         assert int(new.skipped) == int(state.skipped) + injected[-1]
+        assert float(metrics["skipped"]) == int(new.skipped)
         # applied iff finite: agents and meta-parameters stay as they were otherwise
         assert eqx.tree_equal(new.meta_params, state.meta_params) == injected[-1]
         assert eqx.tree_equal(new.agents, state.agents) == injected[-1]
         assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(new.meta_params))
+        assert int(new.meta_step) == int(state.meta_step) + 1
         state = new
     assert 0 < sum(injected) < 8 and int(state.skipped) == sum(injected)
 
 
-def _catch_trainer(estimator=None, kind="staggered", meta_loss=None):
-    learner = rl.A2C(n_envs=1, rollout_length=5, network=SMALL_NET)
-    task = l2orl.MetaTask(
-        "catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3, kind), grad_clip=1.0
+def test_each_task_follows_its_own_pipeline():
+    """A pipeline per task: 4 agents of one, 2 of another (of another dimension), each
+    reset on its own schedule, their ages and reset counts as their pipelines say."""
+    tasks = (toy_task("four"), l2orl.MetaTask("two", QuadraticLearner(dim=3), None))
+    pipelines = (l2orl.Pipeline(4, 3), l2orl.Pipeline(2, 2))
+    training = l2orl.TruncatedTraining(
+        toy_optimizer(), tasks, pipeline=pipelines, schedule=l2orl.ConstantTruncation(1)
     )
-    return l2orl.MetaTrainer(
+    assert training.pipelines() == pipelines
+    assert training.config()["pipeline"] == [l2orl.describe(p) for p in pipelines]
+    state = training.init(KEY)
+    assert [a.age.shape for a in state.agents] == [(4,), (2,)]
+    assert [a.learner.x.shape for a in state.agents] == [(4, 4), (2, 3)]
+    np.testing.assert_array_equal(state.offsets[0], [0, 0, 1, 2])
+    np.testing.assert_array_equal(state.offsets[1], [0, 1])
+    step = eqx.filter_jit(type(training).step)
+    ages = [np.zeros(4, int), np.zeros(2, int)]
+    for t in range(7):
+        state, metrics = step(training, state)
+        for i, (name, pipeline) in enumerate(zip(("four", "two"), pipelines, strict=True)):
+            mask = np.asarray(pipeline.reset_mask(state.offsets[i], jnp.int32(t)))
+            ages[i] = np.where(mask, 0, ages[i]) + 1  # reset, then one inner update
+            np.testing.assert_array_equal(state.agents[i].age, ages[i])
+            assert float(metrics[f"{name}/resets"]) == mask.sum()
+    # The task of 2 agents reset every other meta-step, that of 4 agents every third.
+    assert ages[0].max() == 3 and ages[1].max() == 2
+    # One pipeline sizes every task's agents alike.
+    shared = toy_training(3, tasks=(toy_task("a"), toy_task("b")))
+    assert shared.pipelines() == (l2orl.Pipeline(3, 1000, "none"),) * 2
+    assert [a.age.shape for a in shared.init(KEY).agents] == [(3,), (3,)]
+    with pytest.raises(ValueError, match=r"one Pipeline or one per task \(2\), got 3"):
+        l2orl.TruncatedTraining(toy_optimizer(), tasks, pipeline=(pipelines[0],) * 3)
+
+
+def _catch_task() -> l2orl.MetaTask:
+    learner = rl.A2C(n_envs=1, rollout_length=5, network=SMALL_NET)
+    return l2orl.MetaTask("catch", learner, rl.make("Catch"), grad_clip=1.0)
+
+
+def _catch_training(estimator=None, kind="staggered", meta_loss=None):
+    return l2orl.TruncatedTraining(
         l2orl.optim4rl(),
-        (task,),
+        (_catch_task(),),
+        l2orl.Pipeline(4, 3, kind),
         estimator=estimator or l2orl.TruncatedBPTT(),
         meta_loss=meta_loss or l2orl.AgentLoss(),
         schedule=l2orl.ConstantTruncation(2),
@@ -268,42 +318,56 @@ def _catch_trainer(estimator=None, kind="staggered", meta_loss=None):
 
 @pytest.mark.slow  # the same property on the toy problem: test_strategies.py
 @pytest.mark.parametrize(
-    "trainer",
+    "training",
     [
-        _catch_trainer(kind="random"),
-        _catch_trainer(l2orl.TruncatedBPTT(remat=True)),
-        _catch_trainer(kind="none"),
-        _catch_trainer(l2orl.PES(), meta_loss=l2orl.UnrollReturn()),
-        _catch_trainer(l2orl.FullES(lifetime=3), meta_loss=l2orl.LifetimeReturn()),
+        _catch_training(kind="random"),
+        _catch_training(l2orl.TruncatedBPTT(remat=True)),
+        _catch_training(kind="none"),
+        _catch_training(l2orl.PES(), meta_loss=l2orl.UnrollReturn()),
+        l2orl.LifetimeTraining(
+            l2orl.optim4rl(), (_catch_task(),), lifetime=3, strategy=l2orl.AntitheticES(pairs=2)
+        ),
     ],
-    ids=["random", "tbptt-remat", "none", "pes-return", "fulles"],
+    ids=["random", "tbptt-remat", "none", "pes-return", "lifetime-es"],
 )
-def test_variants_change_by_one_argument_and_compile_once(trainer, tmp_path):
+def test_variants_change_by_one_argument_and_compile_once(training):
     traces = []
 
-    def step(trainer, state):
+    def step(training, state):
         traces.append(1)
-        return trainer.step(state)
+        return training.step(state)
 
     step = eqx.filter_jit(step)
-    state = trainer.init(KEY)
+    state = training.init(KEY)
     for _ in range(3):
-        state, metrics = step(trainer, state)
+        state, metrics = step(training, state)
     assert len(traces) == 1  # carries keep their shapes, dtypes and placements: one compile
     assert int(state.meta_step) == 3 and np.isfinite(float(metrics["meta_loss"]))
-    assert isinstance(state, l2orl.MetaState) and isinstance(state.agents[0], l2orl.AgentsState)
+    assert isinstance(state, l2orl.AbstractMetaState)
+    if isinstance(training, l2orl.TruncatedTraining):
+        assert type(state) is l2orl.TruncatedState
+        assert type(state.agents[0]) is l2orl.AgentsState
+    else:
+        assert type(state) is l2orl.LifetimeState
+
+
+# --- the run entry -----------------------------------------------------------------------
 
 
 def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
-    toy = toy_task(2, "staggered", reset_interval=3)
     tasks = (
-        toy,
-        l2orl.MetaTask("toy2", toy.learner, None, l2orl.Pipeline(2, 4), 1.0, update_scale=3.0),
+        toy_task(),
+        l2orl.MetaTask("toy2", QuadraticLearner(), None, 1.0, update_scale=3.0),
     )
-    trainer = l2orl.MetaTrainer(
-        toy_optimizer(), tasks, schedule=l2orl.LogUniformTruncation(1, 3), task_normalize=0.5
+    training = l2orl.TruncatedTraining(
+        toy_optimizer(),
+        tasks,
+        pipeline=(l2orl.Pipeline(2, 3, "staggered"), l2orl.Pipeline(2, 4)),
+        schedule=l2orl.LogUniformTruncation(1, 3),
+        task_normalize=0.5,
     )
-    state = trainer.run(3, tmp_path, checkpoint_every=2, progress=False, settings={"note": "test"})
+    run = dict(progress=False, settings={"note": "test"})
+    state = l2orl.meta_train(training, 3, tmp_path, checkpoint_every=2, **run)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["meta_step"] for r in records] == [1, 2, 3]
     assert {"toy/meta_loss", "toy2/agent_return", "env_steps", "grad_norm", "K"} <= set(records[0])
@@ -315,45 +379,114 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
     ]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["settings"] == {"note": "test"}
+    assert config["algorithm"] == "TruncatedTraining"
     assert [t["name"] for t in config["tasks"]] == ["toy", "toy2"]
     assert config["optimizer"] == l2orl.describe(toy_optimizer())
     optimizer = l2orl.load(tmp_path / "optimizer.l2o")
     assert eqx.tree_equal(eqx.filter(optimizer, eqx.is_inexact_array), state.meta_params)
+    assert eqx.tree_equal(optimizer, training.optimizer_at(state))
     restored = l2orl.load_tree(
-        tmp_path / "checkpoints" / "step-000003.l2o", like=trainer.init(KEY)
+        tmp_path / "checkpoints" / "step-000003.l2o", like=training.init(KEY)
     )
     assert eqx.tree_equal(restored, state)
     with pytest.raises(ValueError, match="another configuration"):
-        dataclasses.replace(trainer, task_normalize=1.0).run(1, tmp_path, progress=False)
+        l2orl.meta_train(dataclasses.replace(training, task_normalize=1.0), 1, tmp_path, **run)
     # A run recorded before a field with a default existed resumes; other changes are refused.
     recorded = json.loads((tmp_path / "config.json").read_text())
     del recorded["meta_loss"]["fields"]["normalize_advantages"]
     (tmp_path / "config.json").write_text(json.dumps(recorded))
-    assert int(trainer.run(4, tmp_path, progress=False, settings={"note": "test"}).meta_step) == 4
+    assert int(l2orl.meta_train(training, 4, tmp_path, **run).meta_step) == 4
     normalizing = dataclasses.replace(
-        trainer, meta_loss=l2orl.AgentLoss(normalize_advantages=True)
+        training, meta_loss=l2orl.AgentLoss(normalize_advantages=True)
     )
     with pytest.raises(ValueError, match=r"normalize_advantages: false in the folder, true now"):
-        normalizing.run(5, tmp_path, progress=False, settings={"note": "test"})
+        l2orl.meta_train(normalizing, 5, tmp_path, **run)
     with pytest.raises(Exception, match="no_such_option"):  # the options reach XLA
-        trainer.run(
-            5,
-            tmp_path,
-            progress=False,
-            settings={"note": "test"},
-            compiler_options={"no_such_option": 1},
-        )
+        l2orl.meta_train(training, 5, tmp_path, compiler_options={"no_such_option": 1}, **run)
+
+
+class SeesHandlers(l2orl.AbstractStatelessEstimator):
+    """TruncatedBPTT that records the SIGINT handler in place when the meta-step is traced."""
+
+    inner: l2orl.TruncatedBPTT
+
+    def check_optimizer(self, optimizer):
+        self.inner.check_optimizer(optimizer)
+
+    def estimate(self, **kwargs):
+        SEEN.append(signal.getsignal(signal.SIGINT))
+        return self.inner.estimate(**kwargs)
+
+
+SEEN: list = []
+
+
+def _lifetime_training() -> l2orl.LifetimeTraining:
+    return l2orl.LifetimeTraining(
+        toy_optimizer(),
+        (toy_task(),),
+        lifetime=3,
+        strategy=l2orl.AntitheticES(pairs=2, std=0.05, meta_optimizer=optax.adam(0.05)),
+        agents=2,
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: toy_training(2, "staggered", 3, estimator=SeesHandlers(l2orl.TruncatedBPTT())),
+        _lifetime_training,
+    ],
+    ids=["truncated", "lifetime"],
+)
+def test_a_run_without_a_folder_is_in_memory_with_the_same_result(make, tmp_path, monkeypatch):
+    """`out_dir=None`: nothing written (no folder, lock, log or checkpoint, in the working
+    directory either), signals left alone, and the same state as a run in a folder."""
+    training = make()
+    monkeypatch.chdir(tmp_path)
+    SEEN.clear()
+    handler = signal.getsignal(signal.SIGINT)
+    in_memory = l2orl.meta_train(training, 4, checkpoint_every=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert int(in_memory.meta_step) == 4
+    on_disk = l2orl.meta_train(training, 4, tmp_path / "run", checkpoint_every=1, progress=False)
+    assert _leaves_equal(in_memory, on_disk)
+    assert (tmp_path / "run" / "optimizer.l2o").is_file()
+    moved = eqx.filter(training.optimizer_at(in_memory), eqx.is_inexact_array)
+    initial = eqx.filter(training.optimizer, eqx.is_inexact_array)
+    assert not eqx.tree_equal(moved, initial)  # it did train
+    if isinstance(training, l2orl.TruncatedTraining) and (
+        threading.current_thread() is threading.main_thread()
+    ):
+        # Traced once per run: in memory under the caller's handler, in a folder deferred.
+        assert len(SEEN) == 2 and SEEN[0] is handler and SEEN[1] is not handler
+
+
+def test_only_a_meta_algorithm_is_run(tmp_path):
+    # The suite's runtime type checks refuse a wrong argument first (a TypeError); without
+    # them, as a user runs it, meta_train itself refuses it with a ValueError.
+    unchecked = inspect.unwrap(l2orl.meta_train)
+    things = [toy_optimizer(), toy_task(), "toy", toy_training(2).init(KEY)]  # a state too
+    for thing in things:
+        name = type(thing).__name__
+        with pytest.raises(
+            ValueError, match=f"^meta_train runs an l2orl.AbstractMetaAlgorithm, got {name}$"
+        ):
+            unchecked(thing, 1, tmp_path / "run", progress=False)
+        with pytest.raises((ValueError, TypeError)):
+            l2orl.meta_train(thing, 1, tmp_path / "run", progress=False)
+    assert list(tmp_path.iterdir()) == []  # refused before the folder is made
 
 
 def test_progress_is_a_bar_on_a_terminal_and_nothing_elsewhere(tmp_path, monkeypatch, capsys):
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(4, "staggered", reset_interval=4),))
-    trainer.run(3, tmp_path / "piped", progress=True)
+    training = toy_training(4, "staggered", reset_interval=4)
+    l2orl.meta_train(training, 3, tmp_path / "piped", progress=True)
     assert capsys.readouterr().err == ""  # not a terminal: no redraws in logs
     monkeypatch.setenv("TTY_COMPATIBLE", "1")
     monkeypatch.setenv("COLUMNS", "200")  # one line, not wrapped
-    trainer.run(3, tmp_path / "terminal", progress=False)
+    l2orl.meta_train(training, 3, tmp_path / "terminal", progress=False)
     assert capsys.readouterr().err == ""
-    trainer.run(3, tmp_path / "terminal", progress=True, resume=False)
+    l2orl.meta_train(training, 3, tmp_path / "terminal", progress=True, resume=False)
     bar = capsys.readouterr().err
     record = json.loads((tmp_path / "terminal" / "metrics.jsonl").read_text().splitlines()[-1])
     assert "meta-step" in bar and "3/3" in bar
@@ -365,14 +498,14 @@ def test_progress_is_a_bar_on_a_terminal_and_nothing_elsewhere(tmp_path, monkeyp
 def test_a_signal_ends_the_run_checkpointed_and_a_busy_folder_is_refused(tmp_path):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("Python handles signals in the main thread only")
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2, "staggered", reset_interval=3),))
+    training = toy_training(2, "staggered", reset_interval=3)
     log, refusals = tmp_path / "metrics.jsonl", []
 
     def meanwhile():  # another thread: a second run in the folder, then SIGTERM to us
         while not (log.exists() and len(log.read_text().splitlines()) >= 2):
             time.sleep(0.005)
         try:
-            trainer.run(1, tmp_path, progress=False)
+            l2orl.meta_train(training, 1, tmp_path, progress=False)
         except ValueError as error:
             refusals.append(str(error))
         os.kill(os.getpid(), signal.SIGTERM)
@@ -380,7 +513,7 @@ def test_a_signal_ends_the_run_checkpointed_and_a_busy_folder_is_refused(tmp_pat
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     threading.Thread(target=meanwhile, daemon=True).start()
     with pytest.raises(l2orl.RunInterrupted) as stopped:
-        trainer.run(10**6, tmp_path, checkpoint_every=10**6, progress=False)
+        l2orl.meta_train(training, 10**6, tmp_path, checkpoint_every=10**6, progress=False)
     step = stopped.value.meta_step
     assert stopped.value.signal == signal.SIGTERM and stopped.value.exit_code == 143
     assert 2 <= step < 10**6 and len(log.read_text().splitlines()) == step
@@ -390,8 +523,10 @@ def test_a_signal_ends_the_run_checkpointed_and_a_busy_folder_is_refused(tmp_pat
         f"{socket.gethostname()}); wait for it to end or use another out_dir"
     ]
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
-    state = trainer.run(step + 2, tmp_path, progress=False)  # resumes; the lock is free
+    state = l2orl.meta_train(training, step + 2, tmp_path, progress=False)  # the lock is free
     assert int(state.meta_step) == step + 2 and (tmp_path / "optimizer.l2o").is_file()
+    # It resumed from the signalled step's checkpoint: the same as a run without a stop.
+    assert _leaves_equal(state, l2orl.meta_train(training, step + 2, progress=False))
 
 
 _DEVICES_SCRIPT = textwrap.dedent(
@@ -400,20 +535,23 @@ _DEVICES_SCRIPT = textwrap.dedent(
     chunk = int(sys.argv[1]) or None
     fraction = float(sys.argv[2]) or None
     learner = rl.A2C(n_envs=1, rollout_length=5, network=rl.NetworkSpec("mlp", (16,), "relu"))
-    task = l2orl.MetaTask("catch", learner, rl.make("Catch"), l2orl.Pipeline(4, 3))
+    task = l2orl.MetaTask("catch", learner, rl.make("Catch"))
     traces = []
     class Counting(l2orl.AbstractStatelessEstimator):  # counts the meta-step's traces
         inner: l2orl.TruncatedBPTT
+        def check_optimizer(self, optimizer):
+            self.inner.check_optimizer(optimizer)
         def estimate(self, **kwargs):
             traces.append(1)
             return self.inner.estimate(**kwargs)
-    trainer = l2orl.MetaTrainer(l2orl.optim4rl(), (task,), schedule=l2orl.ConstantTruncation(2),
-                                estimator=Counting(l2orl.TruncatedBPTT(
-                                    agents_per_chunk=chunk, coordinate_fraction=fraction)),
-                                meta_optimizer=optax.sgd(1.0))
+    training = l2orl.TruncatedTraining(
+        l2orl.optim4rl(), (task,), l2orl.Pipeline(4, 3), schedule=l2orl.ConstantTruncation(2),
+        estimator=Counting(l2orl.TruncatedBPTT(
+            agents_per_chunk=chunk, coordinate_fraction=fraction)),
+        meta_optimizer=optax.sgd(1.0))
     with tempfile.TemporaryDirectory() as out:  # compiled from shapes; then resumed
-        trainer.run(1, out, checkpoint_every=1, progress=False)
-        state = trainer.run(2, out, progress=False)
+        l2orl.meta_train(training, 1, out, checkpoint_every=1, progress=False)
+        state = l2orl.meta_train(training, 2, out, progress=False)
     shards = len(state.agents[0].age.sharding.device_set)
     leaves = [x.tolist() for x in jax.tree.leaves(state.meta_params)]
     print(json.dumps({"devices": jax.device_count(), "shards": shards, "params": leaves,
@@ -450,29 +588,50 @@ def test_agents_shard_over_devices_with_the_same_meta_gradient():
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
-def test_abstract_parts_and_the_unroll_function():
+def test_abstract_parts_and_the_inner_loop():
     assert isinstance(l2orl.AgentLoss(), l2orl.AbstractMetaLoss) and l2orl.AgentLoss.differentiable
     assert not l2orl.UnrollReturn.differentiable and not l2orl.LifetimeReturn.differentiable
     assert isinstance(l2orl.LogUniformTruncation(1, 4), l2orl.AbstractTruncationSchedule)
-    task = toy_task(1)
-    learner = task.learner.init(None, KEY)
-    optimizer = toy_optimizer()
-    opt_state = task.transform(optimizer).init(task.learner.params(learner))
+    assert isinstance(toy_training(1), l2orl.AbstractMetaAlgorithm)
+    assert isinstance(_lifetime_training(), l2orl.AbstractMetaAlgorithm)
+    assert isinstance(toy_training(1).init(KEY), l2orl.AbstractMetaState)
+    assert isinstance(_lifetime_training().init(KEY), l2orl.AbstractMetaState)
+    task, optimizer = toy_task(), toy_optimizer()
+    agents = _agents(task, 1, optimizer)
+    agent = jax.tree.map(lambda x: x[0], agents)  # one agent: no leading axis
+    learner = agent.learner
     # Two of at most five updates run; the rest of the scan leaves the state alone.
-    loss, state, _, metrics = l2orl.unroll(
-        optimizer, task, l2orl.AgentLoss(), learner, opt_state, jnp.int32(2), 5, KEY
-    )
+    loop = l2orl.InnerLoop(task, l2orl.AgentLoss(), jnp.int32(2), 5, 1000)
+    loss, after, metrics = loop.unroll(optimizer, agent, KEY)
     tx = optimizer.as_optax()
     expected, o = learner, tx.init(task.learner.params(learner))
     for _ in range(2):
         expected, o, _ = task.learner.step(None, expected, tx, o, None)
-    np.testing.assert_allclose(state.x, expected.x, rtol=1e-6)
+    np.testing.assert_allclose(after.learner.x, expected.x, rtol=1e-6)
+    assert int(after.age) == 2
     assert float(loss) == pytest.approx(
         float(task.learner.fresh_loss(None, expected, None)[0]), rel=1e-5
     )
     assert isinstance(metrics, l2orl.UpdateMetrics)
     assert float(metrics.episodes) == 2.0  # one per update that ran
     assert float(metrics.return_sum) == pytest.approx(-2 * float(metrics.loss), rel=1e-6)
+    # unroll = updates through the task's transform, then score.
+    updated, stacked, active, k_loss = loop.updates(loop.transform(optimizer), agent, KEY)
+    np.testing.assert_array_equal(active, [True, True, False, False, False])
+    assert stacked.loss.shape == (5,) and int(updated.age) == 2
+    scored, _ = loop.score(updated.learner, stacked, active, k_loss)
+    assert float(scored) == float(loss)
+    # The learned optimizer's own state, by its slot in the task's named chain.
+    inner = loop.optimizer_state(agent.opt_state)
+    assert eqx.tree_equal(inner, agent.opt_state[l2orl.OPTIMIZER_SLOT])
+    assert eqx.tree_equal(inner, optimizer.as_optax().init(task.learner.params(learner)))
+    zeros = jax.tree.map(jnp.zeros_like, inner)
+    replaced = loop.with_optimizer_state(agent.opt_state, zeros)
+    assert type(replaced) is type(agent.opt_state)
+    assert eqx.tree_equal(loop.optimizer_state(replaced), zeros)
+    clipped = l2orl.MetaTask("clipped", QuadraticLearner(), None, 0.5, update_scale=2.0)
+    names = list(clipped.transform(optimizer).init({"x": jnp.zeros(4)}))
+    assert names == ["clip", l2orl.OPTIMIZER_SLOT, "scale"]
 
 
 def test_default_learners_follow_the_reference():
@@ -493,16 +652,17 @@ def _leaves_equal(a, b) -> bool:
 
 
 def test_checkpoints_kept_continued_and_skipped_when_unreadable(tmp_path):
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2, "staggered", 3),))
-    whole = trainer.run(6, tmp_path / "whole", checkpoint_every=1, progress=False)
+    training = toy_training(2, "staggered", 3)
+    run = dict(checkpoint_every=1, progress=False)
+    whole = l2orl.meta_train(training, 6, tmp_path / "whole", **run)
     names = sorted(p.name for p in (tmp_path / "whole" / "checkpoints").iterdir())
     assert names == ["step-000005.l2o", "step-000006.l2o"]  # keep_checkpoints=2
-    trainer.run(4, tmp_path / "grown", checkpoint_every=1, keep_checkpoints=0, progress=False)
+    l2orl.meta_train(training, 4, tmp_path / "grown", keep_checkpoints=0, **run)
     assert len(list((tmp_path / "grown" / "checkpoints").iterdir())) == 4  # 0 keeps all
     newest = tmp_path / "grown" / "checkpoints" / "step-000004.l2o"
     newest.write_bytes(newest.read_bytes()[:100])  # a write cut short
     with pytest.warns(UserWarning, match="skipping an unreadable checkpoint"):
-        grown = trainer.run(6, tmp_path / "grown", checkpoint_every=1, progress=False)
+        grown = l2orl.meta_train(training, 6, tmp_path / "grown", **run)
     assert _leaves_equal(grown, whole)  # from step 3 to a finished 6, bit for bit
     log = (tmp_path / "grown" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["meta_step"] for line in log] == [1, 2, 3, 4, 5, 6]
@@ -514,22 +674,56 @@ def test_checkpoints_kept_continued_and_skipped_when_unreadable(tmp_path):
         pytest.warns(UserWarning, match="skipping an unreadable checkpoint"),
         pytest.raises(l2orl.CheckpointError, match="no checkpoint of the run is readable"),
     ):
-        trainer.run(8, tmp_path / "grown", checkpoint_every=1, progress=False)
+        l2orl.meta_train(training, 8, tmp_path / "grown", **run)
     after = {p.name: p.read_bytes() for p in (tmp_path / "grown").rglob("*") if p.is_file()}
     assert {k: v for k, v in after.items() if k != "lock"} == {
         k: v for k, v in before.items() if k != "lock"
     }
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: toy_training(4, "staggered", 3, estimator=l2orl.PES(std=0.05)),
+        _lifetime_training,
+    ],
+    ids=["truncated-pes", "lifetime"],
+)
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(make, tmp_path):
+    """Stopped after 3 meta-steps (a checkpoint at each) and resumed to 7: the whole state
+    (agents, estimator or search state, key) as 7 meta-steps in one go; so is a finished run
+    continued to more meta-steps, and its log holds every meta-step once."""
+    training = make()
+    whole = l2orl.meta_train(training, 7, tmp_path / "whole", progress=False)
+    run = dict(checkpoint_every=1, progress=False)
+    assert int(l2orl.meta_train(training, 3, tmp_path / "resumed", **run).meta_step) == 3
+    resumed = l2orl.meta_train(training, 7, tmp_path / "resumed", **run)
+    assert _leaves_equal(resumed, whole)
+    log = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["meta_step"] for line in log] == list(range(1, 8))
+    lines = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    drop = ("seconds", "compile_seconds")
+    assert [{k: v for k, v in json.loads(x).items() if k not in drop} for x in log] == [
+        {k: v for k, v in json.loads(x).items() if k not in drop} for x in lines
+    ]
+    for folder in ("whole", "resumed"):
+        saved = l2orl.load(tmp_path / folder / "optimizer.l2o")
+        assert eqx.tree_equal(saved, training.optimizer_at(whole))
+
+
 def test_a_refused_resume_names_each_differing_setting(tmp_path):
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2),), task_normalize=0.5)
-    trainer.run(1, tmp_path, progress=False, settings={"meta_lr": 1e-3})
-    other = dataclasses.replace(trainer, task_normalize=1.0)
+    training = toy_training(2, task_normalize=0.5)
+    run = dict(progress=False, settings={"meta_lr": 1e-3})
+    l2orl.meta_train(training, 1, tmp_path, **run)
+    other = dataclasses.replace(training, task_normalize=1.0)
     with pytest.raises(ValueError, match=r"task_normalize: 0\.5 in the folder, 1\.0 now"):
-        other.run(1, tmp_path, progress=False, settings={"meta_lr": 1e-3})
+        l2orl.meta_train(other, 1, tmp_path, **run)
     with pytest.raises(ValueError, match=r"settings\.meta_lr: 0\.001 in the folder, 0\.003 now"):
-        trainer.run(1, tmp_path, progress=False, settings={"meta_lr": 3e-3})
+        l2orl.meta_train(training, 1, tmp_path, progress=False, settings={"meta_lr": 3e-3})
+    lifetime = _lifetime_training()  # another algorithm in the folder
+    with pytest.raises(ValueError, match=r"algorithm: \"TruncatedTraining\" in the folder"):
+        l2orl.meta_train(lifetime, 1, tmp_path, **run)
     with pytest.raises(ValueError, match="keep_checkpoints must be an int ≥ 0, got -1"):
-        trainer.run(1, tmp_path, keep_checkpoints=-1, progress=False)
+        l2orl.meta_train(training, 1, tmp_path, keep_checkpoints=-1, progress=False)
     with pytest.raises(ValueError, match="is a file, not a folder"):
-        trainer.run(1, tmp_path / "config.json", progress=False)
+        l2orl.meta_train(training, 1, tmp_path / "config.json", progress=False)

@@ -50,11 +50,24 @@ def _l2orl_modules() -> list[type]:
 MODULE_CLASSES = _l2orl_modules()
 
 
+def _l2orl_descendants(cls: type) -> list[type]:
+    """Every subclass of `cls` defined in l2orl, however deep (through any intermediate class,
+    in l2orl or not)."""
+    found, todo = {}, list(cls.__subclasses__())
+    while todo:
+        sub = todo.pop()
+        if sub not in found:
+            found[sub] = None
+            todo.extend(sub.__subclasses__())
+    return [s for s in found if s.__module__.startswith("l2orl.")]
+
+
 @pytest.mark.parametrize("cls", MODULE_CLASSES, ids=lambda c: c.__qualname__)
 def test_abstract_or_final(cls):
-    """Abstract classes are named Abstract* and have abstract members; others are final."""
+    """Abstract classes are named Abstract* and have abstract members; others are final. No
+    descendant of an abstract class, direct or not, overrides one of its concrete methods."""
     abstract_members = set(cls.__abstractmethods__) | set(getattr(cls, "__abstractvars__", ()))
-    l2orl_subclasses = [s for s in cls.__subclasses__() if s.__module__.startswith("l2orl.")]
+    l2orl_subclasses = _l2orl_descendants(cls)
     if cls.__name__.startswith("Abstract"):
         assert abstract_members, f"{cls.__name__} is named Abstract but has no abstract members"
         # A concrete method of an abstract class is never overridden.

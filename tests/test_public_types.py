@@ -10,7 +10,16 @@ import pytest
 
 import l2orl
 import l2orl.rl as rl
-from helpers import KEY, SMALL_NET, grads_like, params_tree, toy_optimizer, toy_task
+from helpers import (
+    KEY,
+    SEARCH_STRATEGIES,
+    SMALL_NET,
+    grads_like,
+    params_tree,
+    toy_optimizer,
+    toy_task,
+    toy_training,
+)
 
 
 def _round_trip(tree, tmp_path):
@@ -40,13 +49,36 @@ def test_optimizer_states_survive_a_checkpoint(cls, state, tmp_path):
 
 
 def test_meta_states_survive_a_checkpoint(tmp_path):
-    trainer = l2orl.MetaTrainer(toy_optimizer(), (toy_task(2),), estimator=l2orl.PES())
-    state = trainer.init(KEY)
-    assert type(state) is l2orl.MetaState and type(state.agents[0]) is l2orl.AgentsState
+    training = toy_training(2, estimator=l2orl.PES())
+    state = training.init(KEY)
+    assert type(state) is l2orl.TruncatedState and type(state.agents[0]) is l2orl.AgentsState
+    assert isinstance(state, l2orl.AbstractMetaState)
     assert type(state.estimator_states[0]) is l2orl.PESState
+    assert type(state.estimator_states[0].negative) is l2orl.AgentsState
     restored = _round_trip(state, tmp_path)
-    assert eqx.tree_equal(restored, state)
+    assert type(restored) is l2orl.TruncatedState and eqx.tree_equal(restored, state)
     np.testing.assert_array_equal(state.agents[0].age, [0, 0])
+    # After a meta-step too: the agents have aged and the PES pairs accumulated noise.
+    stepped, _ = eqx.filter_jit(type(training).step)(training, state)
+    np.testing.assert_array_equal(stepped.agents[0].age, [4, 4])
+    assert eqx.tree_equal(_round_trip(stepped, tmp_path), stepped)
+
+
+@pytest.mark.parametrize("strategy", SEARCH_STRATEGIES, ids=lambda s: type(s).__name__)
+def test_lifetime_states_survive_a_checkpoint(strategy, tmp_path):
+    training = l2orl.LifetimeTraining(toy_optimizer(), (toy_task(),), 2, strategy=strategy)
+    state = training.init(KEY)
+    assert type(state) is l2orl.LifetimeState and isinstance(state, l2orl.AbstractMetaState)
+    stepped, _ = eqx.filter_jit(type(training).step)(training, state)
+    for s in (state, stepped):
+        restored = _round_trip(s, tmp_path)
+        assert type(restored) is l2orl.LifetimeState
+        assert jax.tree.structure(restored) == jax.tree.structure(s)
+        # bit for bit; evosax's `best_solution` starts as NaN
+        a, b = (eqx.tree_at(lambda x: x.key, x, jax.random.key_data(x.key)) for x in (s, restored))
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
+    assert int(stepped.meta_step) == 1
 
 
 def test_estimate_metrics_log_the_mean_return_of_all_agents_and_of_the_older_half():

@@ -3,13 +3,59 @@
 import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PyTree
 
 from ._custom_types import PRNGKey
 
-CONTEXT_FIELDS = ("training_proportion", "batch_proportion", "dormancy", "key")
+CONTEXT_FIELDS = ("training_proportion", "batch_proportion", "dormancy", "key", "roles")
+TENSOR_ROLES = ("actor", "critic", "shared")
+
+
+class TensorRoles(eqx.Module):
+    """Each parameter tensor's role in an actor-critic: `"actor"` (the policy's own layers),
+    `"critic"` (the value's) or `"shared"` (a torso feeding both), as the network labels them
+    (e.g. [`l2orl.rl.ActorCritic.tensor_roles`][]).
+
+    The labels are static: a `TensorRoles` holds no arrays, so it passes through `jit`,
+    `vmap` and `grad` as part of the tree's structure, and reading it costs nothing per
+    update.
+
+    **Arguments:** `roles`, a pytree of role strings shaped like the parameters, one per leaf,
+    or a prefix of them (one string labels a whole subtree; a single string, every tensor).
+    """
+
+    leaves: tuple[str, ...] = eqx.field(static=True)
+    structure: jax.tree_util.PyTreeDef = eqx.field(static=True)
+
+    def __init__(self, roles: PyTree[str]):
+        leaves, self.structure = jax.tree.flatten(roles)
+        self.leaves = tuple(leaves)
+
+    def __check_init__(self):
+        unknown = sorted({repr(r) for r in self.leaves if r not in TENSOR_ROLES})
+        if unknown:
+            raise ValueError(f"tensor roles are among {TENSOR_ROLES}, got {', '.join(unknown)}")
+
+    def of(self, tree: PyTree) -> list[str]:
+        """The role of every leaf of `tree` (the parameters or their gradients), in leaf
+        order. Raises `ValueError` if the labels are not shaped like `tree` (or a prefix of
+        it)."""
+        labels = jax.tree.unflatten(self.structure, self.leaves)
+        try:
+            roles = jax.tree.map(lambda role, sub: jax.tree.map(lambda _: role, sub), labels, tree)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"the tensor roles are labelled for a tree of structure {self.structure}, "
+                f"not for the update's {jax.tree.structure(tree)}"
+            ) from error
+        return jax.tree.leaves(roles)
+
+
+def _as_roles(roles: PyTree[str] | None) -> TensorRoles | None:
+    return roles if roles is None or isinstance(roles, TensorRoles) else TensorRoles(roles)
 
 
 class UpdateContext(eqx.Module):
@@ -31,12 +77,16 @@ class UpdateContext(eqx.Module):
       of the leaf's layer's units that are dormant on the update's batch (0 for output
       layers).
     - `key`: a PRNG key for stochastic updates.
+    - `roles`: each parameter tensor's role, a [`l2orl.TensorRoles`][] (given as one, or as
+      the pytree of role strings it is built from). Static: it is part of the context's
+      structure, not an array. Without it, every tensor reads as `"shared"`.
     """
 
     training_proportion: Float[Array, ""] | None = None
     batch_proportion: Float[Array, ""] | None = None
     dormancy: PyTree[Float[Array, ""]] | None = None
     key: PRNGKey | None = None
+    roles: TensorRoles | None = eqx.field(default=None, converter=_as_roles)
 
     def merge(self, **fields) -> "UpdateContext":
         """This context with `fields` set (names from `CONTEXT_FIELDS`; `None` values skip)."""

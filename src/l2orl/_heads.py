@@ -4,11 +4,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.tree_util import keystr
 from jaxtyping import Array, Float, PyTree
 
-from ._custom_types import CellOutput, PRNGKey
-from ._preprocess._tensor import TENSOR_ROLES, tensor_roles
+from ._context import TENSOR_ROLES, UpdateContext
+from ._custom_types import CellOutput
+from ._preprocess._tensor import check_role_source, leaf_roles
 
 
 class AbstractHead(eqx.Module):
@@ -103,20 +103,50 @@ class DirectionMagnitudeHead(AbstractHead):
         return out[0] * jnp.exp(self.exp_mult * out[1])
 
 
-class NoisyHead(AbstractHead):
+class AbstractStochasticHead(AbstractHead):
+    """An output rule with a random term: besides the cell output and the gradient, it reads
+    one noise value `ξ` per coordinate.
+
+    [`l2orl.Branch`][] draws every coordinate's `ξ` with `noise` before the cell runs and
+    appends it to the per-coordinate inputs as their LAST row (the cell reads the rows before
+    it), so a replay of those inputs (the sampled coordinate route of TBPTT) replays the noise
+    exactly. The head is then called as `head(out, grad, ξ)`; `head(out, grad)` is its rule
+    at `ξ = 0`.
+    """
+
+    @abc.abstractmethod
+    def noise(self, grads: PyTree, context: UpdateContext) -> Float[Array, " n"]:
+        """`ξ` for every coordinate of `grads` (float32, raveled in leaf order), from the
+        update's `context` (its `key`; no key, no noise)."""
+
+    @abc.abstractmethod
+    def __call__(
+        self, out: CellOutput, grad: Float[Array, ""], noise: Float[Array, ""] = 0.0
+    ) -> Float[Array, ""]:
+        """**Arguments:** `out` of shape `(n_in,)`, the coordinate's gradient `grad` and its
+        `noise` `ξ` (scalars)."""
+
+
+class NoisyHead(AbstractStochasticHead):
     """`head(o[:-1], g) + o[-1]·ξ`: a head plus a learned Gaussian perturbation, OPEN's
     stochastic update. The last cell output is the coordinate's noise scale `s`; `ξ ~ N(0, 1)`
     is drawn per coordinate from the update context's `key` (see [`l2orl.UpdateContext`][]),
-    and is 0 on parameter leaves outside `roles` and when the update has no key. With `s = 0`
-    the update is the head's own, exactly; with a key it is reproducible from the key.
+    and is 0 on tensors outside `roles` and when the update has no key. With `s = 0` the
+    update is the head's own, exactly; with a key it is reproducible from the key.
 
-    **Arguments:** `head` (the deterministic rule), `roles` (the tensor roles perturbed, as
-    [`l2orl.TensorFeatures`][] reads them from the parameter paths: `"actor"`, `"critic"`,
-    `"shared"`; default `("actor",)`, as OPEN).
+    The tensors' roles are the context's `roles`, as the network labels them (every tensor
+    `"shared"` without them, so the default perturbs nothing there), or with
+    `role_source="paths"` guessed from the parameter paths, as [`l2orl.TensorFeatures`][]
+    reads them.
+
+    **Arguments:** `head` (the deterministic rule), `roles` (the tensor roles perturbed:
+    `"actor"`, `"critic"`, `"shared"`; default `("actor",)`, as OPEN), `role_source`
+    (`"context"`, default, or `"paths"`).
     """
 
     head: AbstractHead
     roles: tuple[str, ...] = eqx.field(static=True, default=("actor",))
+    role_source: str = eqx.field(static=True, default="context")
 
     def __check_init__(self):
         unknown = [role for role in self.roles if role not in TENSOR_ROLES]
@@ -125,24 +155,25 @@ class NoisyHead(AbstractHead):
                 f"NoisyHead perturbs one or more of the roles {TENSOR_ROLES}, got "
                 f"roles={self.roles!r}"
             )
+        check_role_source("NoisyHead", self.role_source)
 
     @property
     def n_in(self) -> int:
         return self.head.n_in + 1
 
-    def noise(self, grads: PyTree, key: PRNGKey | None) -> Float[Array, " n"]:
+    def noise(self, grads: PyTree, context: UpdateContext) -> Float[Array, " n"]:
         """`ξ` for every coordinate of `grads` (raveled in leaf order): standard normal on the
-        leaves of the perturbed roles, 0 elsewhere, all 0 without a `key`."""
-        flat = jax.tree_util.tree_flatten_with_path(grads)[0]
-        roles = tensor_roles([keystr(path) for path, _ in flat])
+        leaves of the perturbed roles, 0 elsewhere, all 0 without the context's `key`."""
+        leaves = jax.tree.leaves(grads)
+        roles = leaf_roles(grads, context, self.role_source)
         mask = [
             np.full(int(np.prod(jnp.shape(g))), role in self.roles)
-            for (_, g), role in zip(flat, roles, strict=True)
+            for g, role in zip(leaves, roles, strict=True)
         ]
         mask = jnp.asarray(np.concatenate(mask) if mask else np.zeros(0, bool))
-        if key is None:
+        if context.key is None:
             return jnp.zeros(mask.shape, jnp.float32)
-        return jnp.where(mask, jax.random.normal(key, mask.shape, jnp.float32), 0.0)
+        return jnp.where(mask, jax.random.normal(context.key, mask.shape, jnp.float32), 0.0)
 
     def __call__(
         self, out: Float[Array, " n_in"], grad: Float[Array, ""], noise: Float[Array, ""] = 0.0

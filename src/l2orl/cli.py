@@ -87,18 +87,19 @@ def _meta_train(args: argparse.Namespace) -> int:
     return _compare(
         algorithm.optimizer_at(state),
         first.env,
-        config.optimizer.step_size,
-        config.evaluation.seeds,
-        config.evaluation.updates,
-        out,
-        not args.quiet,
-        first.grad_clip,
+        lr=config.optimizer.step_size,
+        seeds=config.evaluation.seeds,
+        updates=config.evaluation.updates,
+        out=out,
+        progress=not args.quiet,
+        clip=first.grad_clip,
     )
 
 
 def _compare(
     optimizer,
     env_name: str,
+    *,
     lr: float,
     seeds: int,
     updates: int,
@@ -134,11 +135,44 @@ def _evaluate(args: argparse.Namespace) -> int:
     import l2orl
     import l2orl.rl as rl
 
-    optimizer = l2orl.resolve_optimizer(args.optimizer, args.step_size)
-    rl.env_family(args.env)  # a clear error for an unknown env before any compile
-    return _compare(
-        optimizer, args.env, args.lr, args.seeds, args.updates, Path(args.out), not args.quiet
+    if args.suite is None:
+        if args.tasks:
+            raise ValueError("--tasks selects tasks of a --suite, not of an --env")
+        optimizer = l2orl.resolve_optimizer(args.optimizer, args.step_size)
+        rl.env_family(args.env)  # a clear error for an unknown env before any compile
+        return _compare(
+            optimizer,
+            args.env,
+            lr=1e-3 if args.lr is None else args.lr,
+            seeds=3 if args.seeds is None else args.seeds,
+            updates=390 if args.updates is None else args.updates,
+            out=Path(args.out),
+            progress=not args.quiet,
+        )
+    given = [flag for flag in ("lr", "step_size") if getattr(args, flag) is not None]
+    if given:
+        flags = " and ".join(f"--{flag.replace('_', '-')}" for flag in given)
+        raise ValueError(
+            f"{flags}: only with --env; a suite's tasks set Adam's lr and the learned "
+            "optimizer's α (each task's lr)"
+        )
+    suite = rl.SUITES[args.suite]
+    if args.tasks:
+        suite = suite.select(args.tasks)  # a clear error for an unknown task before any compile
+    optimizer = l2orl.resolve_optimizer(args.optimizer)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails before the trainings
+    result = rl.evaluate_suite(
+        optimizer, suite, seeds=args.seeds, n_updates=args.updates, progress=not args.quiet
     )
+    for name, task in result.tasks.items():
+        print(task.evaluation.table(), end="\n\n")
+        stem = f"evaluate-{args.suite}-{name.replace(':', '_')}"
+        task.evaluation.plot(out / f"{stem}.png")
+        task.evaluation.to_json(out / f"{stem}.json")
+    print(result.table())
+    print(f"wrote {result.to_json(out / f'evaluate-{args.suite}.json')} and a plot per task")
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -218,7 +252,11 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="compare an optimizer with Adam and RMSProp on an env",
+        help="compare an optimizer with Adam and RMSProp on an env, or with Adam on a suite",
+        description="On an env (`--env`): the learned optimizer at its own α (or "
+        "--step-size) against Adam and RMSProp at --lr. On a suite (`--suite`, "
+        "l2orl.rl.SUITES): per task, the learned optimizer at α = the task's Adam lr against "
+        "Adam, with the task's learner, budget, seeds and clip.",
         parents=[long_job],
     )
     evaluate.add_argument(
@@ -226,18 +264,25 @@ def parser() -> argparse.ArgumentParser:
         required=True,
         help="a checkpoint (.l2o), a preset or a pretrained optimizer's name",
     )
-    evaluate.add_argument("--env", required=True)
+    target = evaluate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--env", help="an env's name (`l2orl.rl.available()`)")
+    target.add_argument("--suite", choices=("validation", "test"), help="a suite's name")
+    evaluate.add_argument("--tasks", nargs="+", help="with --suite: a subset of its tasks")
     evaluate.add_argument(
-        "--lr", type=_positive_float, default=1e-3, help="the baselines' learning rate"
+        "--lr", type=_positive_float, help="with --env: the baselines' learning rate (1e-3)"
     )
     evaluate.add_argument(
         "--step-size",
         dest="step_size",
         type=_positive_float,
-        help="the learned optimizer's step size α (default: its own)",
+        help="with --env: the learned optimizer's step size α (default: its own)",
     )
-    evaluate.add_argument("--seeds", type=_positive_int, default=3)
-    evaluate.add_argument("--updates", type=_positive_int, default=390)
+    evaluate.add_argument(
+        "--seeds", type=_positive_int, help="runs per optimizer (3; a suite: its tasks')"
+    )
+    evaluate.add_argument(
+        "--updates", type=_positive_int, help="per run (390; a suite: each task's budget)"
+    )
     evaluate.add_argument("--out", default="runs/evaluate")
     evaluate.set_defaults(run=_evaluate)
 

@@ -9,7 +9,7 @@ from .._cells import AbstractCell
 from .._cells._coordinates import apply_to_coordinates
 from .._context import UpdateContext
 from .._custom_types import Params, PreprocessorState, Updates
-from .._heads import AbstractHead, NoisyHead
+from .._heads import AbstractHead, AbstractStochasticHead
 from .._preprocess import AbstractElementwisePreprocessor, AbstractPreprocessor
 from ._base import ravel, unravel
 
@@ -81,12 +81,12 @@ class Branch(eqx.Module):
         context: UpdateContext | None = None,
     ) -> tuple[Float[Array, "n_features n"], PreprocessorState]:
         """The preprocessor's features of every coordinate of every leaf, raveled in leaf
-        order onto the LAST axis, and the preprocessor's new state. With a
-        [`l2orl.NoisyHead`][], the head's noise `ξ` is one more row, the last."""
+        order onto the LAST axis, and the preprocessor's new state. With a stochastic head
+        ([`l2orl.AbstractStochasticHead`][]), the head's noise `ξ` is one more row, the last."""
         features, pre_state = self._features(grads, state, params, context)
-        if isinstance(self.head, NoisyHead):
-            key = None if context is None else context.key
-            features = jnp.concatenate([features, self.head.noise(grads, key)[None]])
+        if isinstance(self.head, AbstractStochasticHead):
+            noise = self.head.noise(grads, UpdateContext() if context is None else context)
+            features = jnp.concatenate([features, noise[None]])
         return features, pre_state
 
     def _features(self, grads, state, params, context):
@@ -112,7 +112,7 @@ class Branch(eqx.Module):
     ) -> tuple[Float[Array, " n"], PyTree]:
         """The cell and head over `n` coordinates (raveled as `features` returns them):
         **returns** the head's value for each and the cells' new hidden state."""
-        noisy = isinstance(self.head, NoisyHead)
+        noisy = isinstance(self.head, AbstractStochasticHead)
         cell_features = features[:-1] if noisy else features
         out, hidden = apply_to_coordinates(self.cell, cell_features, hidden)
         along = grads if self.direction is None else features[self.direction]

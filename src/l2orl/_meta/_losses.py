@@ -135,7 +135,7 @@ class UnrollReturn(AbstractMetaLoss):
 
 class LifetimeReturn(AbstractMetaLoss):
     """The negative mean return over the last `final_fraction` of an unroll: with
-    [`l2orl.FullES`][], the final return of a whole agent lifetime (OPEN's objective)."""
+    [`l2orl.LifetimeTraining`][], the final return of a whole agent lifetime (OPEN's objective)."""
 
     final_fraction: float = eqx.field(static=True, default=0.1)
     differentiable = False

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 FITNESS_SHAPINGS: tuple[str, ...] = ("none", "centered_ranks", "z_score")
-"""The fitness shapings an ES estimator or [`l2orl.EvosaxES`][] takes (see
+"""The fitness shapings an ES estimator or [`l2orl.LifetimeTraining`][] takes (see
 [`l2orl.shape_fitness`][])."""
 
 

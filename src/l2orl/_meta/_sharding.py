@@ -133,7 +133,7 @@ def _wrap_keys(tree: PyTree, impls: list) -> PyTree:
 
 
 def with_shapes(shapes: PyTree, n_agents: tuple[int, ...]) -> PyTree:
-    """`jax.ShapeDtypeStruct`s of a `MetaState` with the shardings `place` gives it."""
+    """`jax.ShapeDtypeStruct`s of a meta-state with the shardings `place` gives it."""
     shardings = state_shardings(shapes, n_agents)
     if shardings is None:
         return shapes

@@ -33,7 +33,7 @@ class TruncatedState(AbstractMetaState):
     meta_params: PyTree
     meta_opt_state: PyTree
     agents: tuple[AgentsState, ...]
-    offsets: tuple[Int[Array, " n_agents"], ...]
+    offsets: tuple[Int[Array, " _n_agents"], ...]
     estimator_states: tuple
     meta_step: Int[Array, ""]
     skipped: Int[Array, ""]

@@ -1,23 +1,26 @@
 import re
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import PyTree
 
-from .._context import UpdateContext
+from .._context import TENSOR_ROLES, UpdateContext
 from .._custom_types import Features, Params, Updates
 from ._base import AbstractPreprocessor
 
-TENSOR_ROLES = ("actor", "critic", "shared")
+ROLE_SOURCES = ("context", "paths")
 _CRITIC = re.compile(r"value|critic", re.IGNORECASE)
 _ACTOR = re.compile(r"policy|actor|pi\b", re.IGNORECASE)
 _TORSO = re.compile(r"torso|trunk|encoder|body|shared", re.IGNORECASE)
 
 
-def tensor_roles(paths: list[str]) -> list[str]:
-    """Each parameter path's role in an actor-critic: `"critic"` if it names the value or a
-    critic, `"actor"` if it names the policy or an actor, else `"shared"`. A policy torso is
-    `"shared"` when no critic torso exists (the torso feeds both heads)."""
+def roles_from_paths(paths: list[str]) -> list[str]:
+    """Each parameter path's role in an actor-critic, guessed from its name: `"critic"` if it
+    names the value or a critic, `"actor"` if it names the policy or an actor, else
+    `"shared"`. A policy torso is `"shared"` when no critic torso exists (the torso feeds both
+    heads)."""
     separate_critic_torso = any(_CRITIC.search(p) and _TORSO.search(p) for p in paths)
 
     def role(path: str) -> str:
@@ -28,6 +31,29 @@ def tensor_roles(paths: list[str]) -> list[str]:
         return "shared"
 
     return [role(p) for p in paths]
+
+
+def check_role_source(owner: str, role_source: str) -> None:
+    """A `ValueError` naming `owner` if `role_source` is not one of `ROLE_SOURCES`."""
+    if role_source not in ROLE_SOURCES:
+        raise ValueError(
+            f"{owner} reads the tensor roles from one of {ROLE_SOURCES}, got "
+            f"role_source={role_source!r}"
+        )
+
+
+def leaf_roles(
+    tree: PyTree, context: UpdateContext | None, role_source: str = "context"
+) -> list[str]:
+    """The role of every leaf of `tree`, in leaf order: the context's `roles` (every leaf
+    `"shared"` when it has none), or with `role_source="paths"` the guess of
+    `roles_from_paths` from the leaves' paths."""
+    if role_source == "paths":
+        flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return roles_from_paths([jax.tree_util.keystr(path) for path, _ in flat])
+    if context is None or context.roles is None:
+        return ["shared"] * len(jax.tree.leaves(tree))
+    return context.roles.of(tree)
 
 
 def layer_proportions(paths: list[str], roles: list[str]) -> list[float]:
@@ -48,16 +74,26 @@ def layer_proportions(paths: list[str], roles: list[str]) -> list[float]:
 
 
 class TensorFeatures(AbstractPreprocessor):
-    """What each parameter tensor is, from its path in the parameter tree (OPEN's layer
-    proportion and tensor role): `(layer proportion, actor, critic, shared, bias)` per
-    coordinate, the same for every coordinate of a leaf.
+    """What each parameter tensor is (OPEN's layer proportion and tensor role):
+    `(layer proportion, actor, critic, shared, bias)` per coordinate, the same for every
+    coordinate of a leaf.
 
-    The role is one-hot (see `tensor_roles`: the path names the value/critic or the
-    policy/actor, else the tensor is shared); the layer proportion is the leaf's layer's depth
-    along its role's chain from input (0) to output (1) (`layer_proportions`); `bias` is 1 for
-    leaves of fewer than two dimensions. Computed at trace time from the tree's paths: no
-    state, no cost per update.
+    The role is one-hot, as the network labels its tensors: the update context's `roles`
+    (see [`l2orl.UpdateContext`][]; the library's learners give their network's
+    [`l2orl.rl.ActorCritic.tensor_roles`][]). Without them every tensor is `"shared"`; with
+    `role_source="paths"` the roles are instead guessed from the parameter paths (a path that
+    names the value or a critic is the critic's, one that names the policy or an actor is the
+    actor's, else the tensor is shared). The layer proportion is the depth of the leaf's layer
+    (its parent path) along its role's chain from input (0) to output (1); `bias` is 1 for
+    leaves of fewer than two dimensions. Computed at trace time: no state, no cost per update.
+
+    **Arguments:** `role_source`, `"context"` (default) or `"paths"`.
     """
+
+    role_source: str = eqx.field(static=True, default="context")
+
+    def __check_init__(self):
+        check_role_source("TensorFeatures", self.role_source)
 
     @property
     def n_features(self) -> int:
@@ -75,7 +111,7 @@ class TensorFeatures(AbstractPreprocessor):
     ) -> tuple[Features, None]:
         flat, treedef = jax.tree_util.tree_flatten_with_path(grads)
         paths = [jax.tree_util.keystr(path) for path, _ in flat]
-        roles = tensor_roles(paths)
+        roles = leaf_roles(grads, context, self.role_source)
         depths = layer_proportions(paths, roles)
         features = []
         for (_, g), role, depth in zip(flat, roles, depths, strict=True):

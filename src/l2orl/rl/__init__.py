@@ -1,4 +1,4 @@
-"""Reinforcement learning: environments, networks, learners, evaluation.
+"""Reinforcement learning: environments, networks, learners, evaluation and its suites.
 
 Importing `l2orl.rl` loads gymnax (its plotting imports, used only by `render`, are deferred:
 seaborn, pandas, scipy and `matplotlib.pyplot` load on first use); brax loads only when a
@@ -50,6 +50,16 @@ from ._registry import (
     env_family as env_family,
 )
 from ._returns import gae as gae, td_lambda as td_lambda
+from ._suites import (
+    SUITES as SUITES,
+    PairedDifference as PairedDifference,
+    Suite as Suite,
+    SuiteEvaluation as SuiteEvaluation,
+    SuiteTask as SuiteTask,
+    TaskEvaluation as TaskEvaluation,
+    evaluate_suite as evaluate_suite,
+    paired_difference as paired_difference,
+)
 from ._train import TrainResult as TrainResult, train as train
 
 

@@ -18,6 +18,11 @@ from .._progress import progress_bar
 from .._utils import check_fraction, check_positive_int
 from ._train import train
 
+FINAL_FRACTION = 0.1
+"""The share of a run's end that scores it: a run's final return is its mean training return
+over its last 10 % of updates, in [`l2orl.rl.evaluate`][], [`l2orl.rl.compare`][] and every
+task of [`l2orl.rl.SUITES`][]."""
+
 
 def iqm(values: np.ndarray) -> float:
     """The interquartile mean: the mean of the middle 50 % of `values` (Agarwal et al., 2021)."""
@@ -190,14 +195,15 @@ def evaluate(
     n_updates: int,
     seeds: int = 5,
     key: int = 0,
-    final_fraction: float = 0.1,
+    final_fraction: float = FINAL_FRACTION,
     progress: bool = True,
 ) -> Evaluation:
     """Train `learner` on `env` from scratch with each optimizer, every one on the same seeds.
 
     **Arguments:** `optimizers` by name (optax transforms or learned optimizers), `learner`,
     `env`, `n_updates` per run, `seeds` (runs per optimizer), `key` (the seeds' root; every
-    optimizer sees the same seeds), `final_fraction` (the tail of each run that scores it),
+    optimizer sees the same seeds), `final_fraction` (the tail of each run that scores it;
+    [`l2orl.rl.FINAL_FRACTION`][]),
     `progress` (a bar on a terminal: which optimizer's training of how many, ETA).
 
     **Raises:** `ValueError` for no optimizers, or one that is neither an optax transform nor a
@@ -246,10 +252,6 @@ def _transform(name: str, tx) -> optax.GradientTransformation:
         f"optimizer {name!r} is {type(tx).__name__} {tx!r:.60}, not an optax transform or an "
         f"l2orl learned optimizer{hint}"
     )
-
-
-FINAL_FRACTION = 0.05
-"""The evaluation protocol's score: each run's mean return over its last 5 % of updates."""
 
 
 @typing.no_type_check

@@ -10,7 +10,7 @@ from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from .._context import UpdateContext, update_with_context
 from .._custom_types import Metrics, Params, PRNGKey
-from .._learner import AbstractLearner, UpdateMetrics
+from .._learner import AbstractRolloutLearner, UpdateMetrics
 from ._networks import ActorCritic, ConvTorso, MLPTorso
 from ._normalize import RunningMeanStd
 from ._policies import AbstractPolicyHead, Categorical, TanhGaussian
@@ -129,7 +129,7 @@ class EpisodeStats(eqx.Module):
         )
 
 
-class AbstractActorCritic(AbstractLearner):
+class AbstractActorCritic(AbstractRolloutLearner):
     """An actor-critic RL algorithm on a gymnax-API environment: the shared rollout,
     observation normalisation and update of [`l2orl.rl.A2C`][] and [`l2orl.rl.PPO`][].
 
@@ -159,6 +159,14 @@ class AbstractActorCritic(AbstractLearner):
         self, network: ActorCritic, state: LearnerState, trajectory: Trajectory, key: PRNGKey
     ) -> Float[Array, ""]:
         """The learner's loss of `network` on a rollout `trajectory` (differentiable in it)."""
+
+    def with_fresh_envs(self, env, state: LearnerState, key: PRNGKey) -> LearnerState:
+        """`state`'s network and observation statistics with `n_envs` freshly reset
+        environments."""
+        fresh = self.init(env, key)
+        return eqx.tree_at(
+            lambda s: (s.network, s.normalizer), fresh, (state.network, state.normalizer)
+        )
 
     def fresh_loss(
         self, env, state: LearnerState, key: PRNGKey
@@ -283,13 +291,15 @@ class AbstractActorCritic(AbstractLearner):
         batch_proportion: float | Float[Array, ""] = 0.0,
     ) -> UpdateContext:
         """The [`l2orl.UpdateContext`][] of an update on observations `obs`: its
-        `batch_proportion`, the network's dormancy on `obs` and a key for stochastic updates
-        (`key` is the update's own, folded, so drawing from it changes no other randomness).
-        What the transform does not read costs nothing: XLA drops it."""
+        `batch_proportion`, the network's dormancy on `obs`, a key for stochastic updates
+        (`key` is the update's own, folded, so drawing from it changes no other randomness)
+        and the network's tensor roles ([`l2orl.rl.ActorCritic.tensor_roles`][]). What the
+        transform does not read costs nothing: XLA drops it."""
         return UpdateContext(
             batch_proportion=as_float(batch_proportion),
             dormancy=state.network.dormancy(self.observe(state, obs)),
             key=jax.random.fold_in(key, 1),
+            roles=state.network.tensor_roles(),
         )
 
     def apply_update(

@@ -217,6 +217,26 @@ class ActorCritic(eqx.Module):
             )
         return tree
 
+    def tensor_roles(self) -> PyTree[str]:
+        """Each parameter leaf's role, a pytree like `eqx.filter(self, eqx.is_inexact_array)`
+        with string leaves: `"critic"` for the value's layers (its output and its own torso),
+        `"actor"` for the policy's output and parameters, and for the policy torso when the
+        value has its own; a torso shared by both is `"shared"`. The learners pass it to the
+        optimizer as the update context's `roles` (see [`l2orl.UpdateContext`][])."""
+
+        def label(part, role: str) -> PyTree[str]:
+            return jax.tree.map(lambda _: role, eqx.filter(part, eqx.is_inexact_array))
+
+        torso = "shared" if self.value_torso is None else "actor"
+        tree = eqx.tree_at(
+            lambda t: (t.policy_torso, t.value_out),
+            label(self, "actor"),
+            (label(self.policy_torso, torso), label(self.value_out, "critic")),
+        )
+        if self.value_torso is not None:
+            tree = eqx.tree_at(lambda t: t.value_torso, tree, label(self.value_torso, "critic"))
+        return tree
+
     def value(self, obs: Float[Array, "..."]) -> Float[Array, ""]:
         """The value alone (skips the policy output; the whole torso if it is not shared)."""
         if self.value_torso is None:
