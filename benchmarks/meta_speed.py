@@ -4,24 +4,24 @@
                                     [--agents-per-chunk C] [--coordinate-fraction P ...]
                                     [--agents N] [--fast-compile] [--low-memory]
 
-Runs one configuration in a child process under `/usr/bin/time -v`, through `MetaTrainer.run`
-(logging and checkpointing as a real run does): Optim4RL, TBPTT with K = 4 (`--agents-per-chunk
-C`: differentiated C agents at a time), 64 single-env A2C agents with pipeline training (reset
-interval 32; `--agents N` for another count), by autodiff through the unroll or, with
-`--coordinate-fraction P` (repeatable: one child per value, `none` for autodiff), by
-coordinates with a sampled fraction `P`. Prints the time of the first meta-step and of its
-compiling (tracing + XLA), how many times the meta-step was traced, the steady-state
-env-steps/s over the following meta-steps, the child's peak RSS, and the ratio of env-steps/s
-to the reference implementation's on a 2-core CPU of this kind (docs/reference.md, "Measured on
-the reference code": Catch 3,078 env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s and
-10.1 GB). XLA options: `--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1) and
-`--low-memory` (XLA CPU's older fusion emitters, `xla_cpu_use_fusion_emitters` off)."""
+Runs one configuration in a child process under `/usr/bin/time -v` (`benchmarks/_timing.py`),
+through `l2orl.meta_train` (logging and checkpointing as a real run does): Optim4RL, TBPTT with K =
+4 (`--agents-per-chunk C`: differentiated C agents at a time), 64 single-env A2C agents with
+pipeline training (reset interval 32; `--agents N` for another count), by autodiff through the
+unroll or, with `--coordinate-fraction P` (repeatable: one child per value, `none` for autodiff),
+by coordinates with a sampled fraction `P`. Prints the time of the first meta-step and of its
+compiling (tracing + XLA), how many times the meta-step was traced, the steady-state env-steps/s
+over the following meta-steps, the child's peak RSS, and the ratio of env-steps/s to the reference
+implementation's on a 2-core CPU of this kind (docs/reference.md, "Measured on the reference code":
+Catch 3,078 env-steps/s and 4.38 GB; big_dense_long 867 env-steps/s and 10.1 GB). XLA options:
+`--fast-compile` (LLVM at -O1, `xla_backend_optimization_level` 1) and `--low-memory` (XLA CPU's
+older fusion emitters, `xla_cpu_use_fusion_emitters` off)."""
 
 import argparse
 import json
-import re
-import subprocess
 import sys
+
+from _timing import run_with_peak_rss
 
 REFERENCE = {"catch": (3078.0, 4.38), "big_dense_long": (867.0, 10.1)}
 
@@ -36,19 +36,19 @@ options = json.loads(sys.argv[5]) or None
 fraction = json.loads(sys.argv[6])
 agents = int(sys.argv[7])
 traces = []
-class Counting(l2orl.MetaTrainer):  # counts how often `run` traces the meta-step
+class Counting(l2orl.TruncatedTraining):  # counts how often `meta_train` traces the step
     def step(self, state):
         traces.append(1)
         return super().step(state)
 env_name = "Catch" if name == "catch" else name
 learner = rl.default_learner(env_name, n_envs=1)
-task = l2orl.MetaTask(name, learner, rl.make(env_name), l2orl.Pipeline(agents, 32))
+task = l2orl.MetaTask(name, learner, rl.make(env_name))
 estimator = l2orl.TruncatedBPTT(remat, chunk, fraction)
-trainer = Counting(l2orl.optim4rl(), (task,), estimator=estimator,
-                   schedule=l2orl.ConstantTruncation(4),
-                   meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)))
+algorithm = Counting(l2orl.optim4rl(), (task,), l2orl.Pipeline(agents, 32), estimator=estimator,
+                     schedule=l2orl.ConstantTruncation(4),
+                     meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)))
 with tempfile.TemporaryDirectory() as out:
-    trainer.run(1 + steps, out, progress=False, compiler_options=options)
+    l2orl.meta_train(algorithm, 1 + steps, out, progress=False, compiler_options=options)
     log = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines()]
 rate = sum(r["env_steps"] for r in log[1:]) / sum(r["seconds"] for r in log[1:])
 print(json.dumps({"first_step_s": log[0]["seconds"], "compile_s": log[0]["compile_seconds"],
@@ -85,8 +85,6 @@ def main() -> None:
 
 def run_child(args: argparse.Namespace, options: dict, fraction: str) -> None:
     cmd = [
-        "/usr/bin/time",
-        "-v",
         sys.executable,
         "-c",
         CHILD,
@@ -98,13 +96,8 @@ def run_child(args: argparse.Namespace, options: dict, fraction: str) -> None:
         json.dumps(None if fraction == "none" else float(fraction)),
         str(args.agents),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(out.stderr[-4000:])
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    peak_gb = (
-        int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1)) / 1e6
-    )
+    stdout, peak_gb = run_with_peak_rss(cmd)
+    result = json.loads(stdout.strip().splitlines()[-1])
     ref_rate, ref_gb = REFERENCE[args.config]
     chunk = args.agents_per_chunk or args.agents
     route = "autodiff" if fraction == "none" else f"coordinate_fraction={fraction}"

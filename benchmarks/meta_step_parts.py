@@ -5,7 +5,7 @@
 
 For the CLI's meta-training recipe on the environment (Optim4RL, single-env A2C agents,
 K = 4), times one task's meta-gradient estimate, jitted, on the same agents, interleaved
-round by round (medians), next to what it cannot go below:
+round by round (medians; `benchmarks/_timing.py`), next to what it cannot go below:
 
 - `adam inner loop`: the K inner updates and the meta-loss rollout of every agent with
   `optax.adam` (the learner's own cost: rollouts, the agents' backward passes);
@@ -21,8 +21,6 @@ rollouts of the learner's env-steps, as `l2orl meta-train` counts them).
 """
 
 import argparse
-import statistics
-import time
 
 import equinox as eqx
 import jax
@@ -30,8 +28,7 @@ import jax.numpy as jnp
 import optax
 
 import l2orl
-from l2orl._cells._recurrent import gru_rows
-from l2orl._meta._unroll import inner_updates, unroll
+from _timing import interleaved
 
 ENVS = {"catch": "Catch", "big_dense_long": "big_dense_long"}
 K = 4
@@ -46,30 +43,36 @@ def main() -> None:
         "--fractions", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.125, 0.0625]
     )
     args = parser.parse_args()
-    config = l2orl.MetaTrainConfig(env=(ENVS[args.config],), agents=args.agents)
-    optimizer = config.make_optimizer()
-    (task,) = config.make_tasks()
-    agents = l2orl.MetaTrainer(optimizer, (task,)).init(jax.random.key(0)).agents[0]
+    config = l2orl.MetaTrainConfig().with_values(
+        {
+            "tasks[0].env": ENVS[args.config],
+            "algorithm.pipeline.agents": args.agents,
+            "algorithm.schedule": {"name": "constant", "unroll": K},
+        }
+    )
+    training = config.make_algorithm()
+    optimizer, task = training.optimizer, training.tasks[0]
+    loop = training.inner_loop(0, K)
+    agents = training.init(jax.random.key(0)).agents[0]
     keys = jax.random.split(jax.random.key(1), args.agents)
     n_params = sum(
         x.size // args.agents for x in jax.tree.leaves(task.learner.params(agents.learner))
     )
-    meta_loss = l2orl.AgentLoss()
 
     @eqx.filter_jit
     def adam_inner_loop(agents, keys):
         adam = optax.adam(1e-3)
 
-        def one(learner, key):
-            state, _, metrics, active, k_loss = inner_updates(
-                task, adam, learner, adam.init(task.learner.params(learner)), K, K, key
-            )
-            return meta_loss(task.learner, task.env, state, metrics, active, k_loss)[0]
+        def one(learner, age, key):
+            agent = l2orl.AgentsState(learner, adam.init(task.learner.params(learner)), age)
+            after, metrics, active, k_loss = loop.updates(adam, agent, key)
+            return loop.score(after.learner, metrics, active, k_loss)[0]
 
-        return jax.vmap(one)(agents.learner, keys)
+        return jax.vmap(one)(agents.learner, agents.age, keys)
 
     m_cell, v_cell = optimizer.m_branch.cell, optimizer.v_branch.cell
-    hidden = (agents.opt_state.m.hidden, agents.opt_state.v.hidden)
+    own = loop.optimizer_state(agents.opt_state)
+    hidden = (own.m.hidden, own.v.hidden)
     flat_hidden = jax.tree.map(lambda h: jnp.moveaxis(h, 0, -2).reshape(h.shape[1], -1), hidden)
     g = 0.01 * jnp.cos(jnp.arange(flat_hidden[0].shape[-1], dtype=jnp.float32))
 
@@ -77,8 +80,8 @@ def main() -> None:
     def two_gru_floor(g, hidden):
         def body(hidden, _):
             (m_out, m_hidden), (v_out, v_hidden) = (
-                gru_rows(m_cell, g[None], hidden[0]),
-                gru_rows(v_cell, jnp.square(g)[None], hidden[1]),
+                m_cell.rows(g[None], hidden[0]),
+                v_cell.rows(jnp.square(g)[None], hidden[1]),
             )
             step = jnp.sign(g) * jnp.exp(m_out[0] - 0.5 * v_out[0])
             return (m_hidden, v_hidden), jnp.sum(step)
@@ -87,23 +90,13 @@ def main() -> None:
 
     @eqx.filter_jit
     def forward(agents, keys):
-        def one(learner, opt_state, key):
-            return unroll(optimizer, task, meta_loss, learner, opt_state, K, K, key)[0]
-
-        return jax.vmap(one)(agents.learner, agents.opt_state, keys)
+        return jax.vmap(lambda agent, key: loop.unroll(optimizer, agent, key)[0])(agents, keys)
 
     def estimator(estimator):
         @eqx.filter_jit
         def run(agents, keys):
             return estimator.estimate(
-                optimizer=optimizer,
-                task=task,
-                meta_loss=meta_loss,
-                agents=agents,
-                state=None,
-                length=K,
-                max_length=K,
-                key=keys[0],
+                loop=loop, optimizer=optimizer, agents=agents, state=None, key=keys[0]
             )[0]
 
         return run
@@ -119,22 +112,15 @@ def main() -> None:
             estimator(l2orl.TruncatedBPTT(coordinate_fraction=p)),
             (agents, keys),
         )
-    for run, inputs in parts.values():
-        jax.block_until_ready(run(*inputs))
-    times = {name: [] for name in parts}
-    for _ in range(args.rounds):
-        for name, (run, inputs) in parts.items():
-            start = time.perf_counter()
-            jax.block_until_ready(run(*inputs))
-            times[name].append(time.perf_counter() - start)
-    env_steps = args.agents * (K + 1) * task.env_steps_per_update()
+    timings = interleaved(parts, rounds=args.rounds)
+    env_steps = args.agents * (K + 1) * loop.env_steps_per_update()
     updates = args.agents * K * n_params
     print(
         f"{args.config}: {args.agents} agents x {n_params:,} parameters, K = {K}, "
         f"{env_steps:,} env-steps per meta-step; medians of {args.rounds} rounds"
     )
     for name in parts:
-        seconds = statistics.median(times[name])
+        seconds = timings[name].median
         print(
             f"{name:>16}: {seconds:7.3f} s  {env_steps / seconds:>9,.0f} env-steps/s  "
             f"{seconds / updates * 1e9:6.1f} ns per coordinate-update",

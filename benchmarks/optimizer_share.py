@@ -4,14 +4,15 @@
 
 The same configuration as `meta_speed.py` (Optim4RL, TBPTT with K = 4, 64 single-env A2C
 agents, reset interval 32, chunks of C agents). Measured in one process, each the median of
-`--repeats` calls after a compiling one:
+`--repeats` calls after a compiling one (`benchmarks/_timing.py`):
 
-- the whole meta-step (`MetaTrainer.step`, jitted);
+- the whole meta-step (`TruncatedTraining.step`, jitted);
 - the optimizer alone: one inner update of C agents' real parameter trees through Optim4RL
   (`tx.update`, vmapped over the agents) and its VJP with respect to the meta-parameters and
   the hidden states — what the meta-step's forward and backward passes compute for it —
   timed and multiplied by the meta-step's `K · 64 / C` such updates;
-- within that, its two GRU cells alone on the same coordinates (forward and VJP).
+- within that, its two GRU cells alone on the same coordinates: forward (`GRUCell.rows`)
+  and VJP (`GRUCell.rows_vjp`, the hand-written product the meta-gradient uses).
 
 Prints the three, the optimizer's share of the meta-step, and the optimizer's and the cells'
 time against the meta-step time that 5× the reference's env-steps/s allows (docs/reference.md,
@@ -20,7 +21,6 @@ part alone misses the target.
 """
 
 import argparse
-import time
 
 import equinox as eqx
 import jax
@@ -29,19 +29,14 @@ import optax
 
 import l2orl
 import l2orl.rl as rl
-from l2orl._cells._coordinates import apply_to_coordinates  # the cells' batched path
+from _timing import time_call
 
 REFERENCE = {"catch": 3078.0, "big_dense_long": 867.0}
 
 
 def median_seconds(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compiles
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    """The median seconds of `repeats` calls of `fn(*args)`, after a compiling one."""
+    return time_call(fn, *args, repeats=repeats).median
 
 
 def main() -> None:
@@ -54,10 +49,11 @@ def main() -> None:
     chunk = args.agents_per_chunk or (4 if args.config == "catch" else 8)
     n_agents, k = 64, 4
     learner = rl.default_learner(env_name, n_envs=1)
-    task = l2orl.MetaTask(args.config, learner, rl.make(env_name), l2orl.Pipeline(n_agents, 32))
-    trainer = l2orl.MetaTrainer(
+    task = l2orl.MetaTask(args.config, learner, rl.make(env_name))
+    trainer = l2orl.TruncatedTraining(
         l2orl.optim4rl(),
         (task,),
+        l2orl.Pipeline(n_agents, 32),
         estimator=l2orl.TruncatedBPTT(False, chunk),
         schedule=l2orl.ConstantTruncation(k),
         meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)),
@@ -94,19 +90,26 @@ def main() -> None:
     # Its two GRU cells alone on the same coordinates (no heads, no pytree layout): forward
     # and VJP, through the batched path the optimizer uses.
     cells = (trainer.optimizer.m_branch.cell, trainer.optimizer.v_branch.cell)
-    hidden = (agents.opt_state.m.hidden, agents.opt_state.v.hidden)  # (chunk, 8, n) each
+    inner = agents.opt_state[l2orl.OPTIMIZER_SLOT]
+    hidden = (inner.m.hidden, inner.v.hidden)  # (chunk, 8, n) each
     flat = jnp.concatenate([g.reshape(chunk, -1) for g in jax.tree.leaves(grads)], axis=1)
 
     def cells_and_vjp(cells, hidden, flat):
-        def both(cells, hidden):
-            run = jax.vmap(apply_to_coordinates, in_axes=(None, 0, 0))
-            return (
-                run(cells[0], flat[:, None], hidden[0]),
-                run(cells[1], (flat * flat)[:, None], hidden[1]),
+        def one(cell, features, hidden):  # one agent's coordinates, coordinate axis last
+            out, new_hidden = cell.rows(features, hidden)
+            d_cell, _, d_hidden = cell.rows_vjp(
+                features, hidden, jnp.ones_like(out), jnp.ones_like(new_hidden)
             )
+            return out, new_hidden, d_cell, d_hidden
 
-        out, vjp = eqx.filter_vjp(both, cells, hidden)
-        return out, vjp(jax.tree.map(jnp.ones_like, out))
+        results = []
+        for cell, features, h in zip(cells, (flat, flat * flat), hidden, strict=True):
+            out, new_hidden, d_cell, d_hidden = jax.vmap(one, in_axes=(None, 0, 0))(
+                cell, features[:, None], h
+            )
+            d_cell = jax.tree.map(lambda d: d.sum(0), d_cell)  # over agents, as a VJP sums
+            results.append((out, new_hidden, d_cell, d_hidden))
+        return results
 
     per_cells = median_seconds(
         eqx.filter_jit(cells_and_vjp), cells, hidden, flat, repeats=args.repeats * 4
@@ -114,7 +117,7 @@ def main() -> None:
     gru = per_cells * k * n_agents / chunk
     coordinates = sum(x.size for x in jax.tree.leaves(state.agents[0].learner.params))
     ns_per_coordinate = 1e9 * n_agents / (coordinates * chunk)  # seconds per update -> ns
-    env_steps = (k + 1) * n_agents * task.env_steps_per_update()  # the meta-loss rollout too
+    env_steps = (k + 1) * n_agents * learner.env_steps_per_update()  # the meta-loss rollout too
     budget = env_steps / (5 * REFERENCE[args.config])
     print(f"{args.config}: {coordinates:,} agent parameters, K = {k}, chunks of {chunk} agents")
     print(f"meta-step: {meta_step * 1e3:,.0f} ms ({env_steps / meta_step:,.0f} env-steps/s)")

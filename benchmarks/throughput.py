@@ -3,20 +3,19 @@
     python benchmarks/throughput.py [--repeats 3]
 
 For each workload one agent trains for a fixed number of updates inside `l2orl.rl.train` (one
-jitted scan; compile excluded by a first call); the figure is the median over `--repeats`
-runs of env steps / wall seconds, and the ratio is Optim4RL's throughput over Adam's on the
-same learner and environment, measured in the same process.
+jitted scan; compile excluded by a first call); the figure is env steps over the median wall
+seconds of `--repeats` runs (`benchmarks/_timing.py`), and the ratio is Optim4RL's throughput
+over Adam's on the same learner and environment, measured in the same process.
 """
 
 import argparse
-import statistics
-import time
 
 import jax
 import optax
 
 import l2orl
 import l2orl.rl as rl
+from _timing import time_call
 
 WORKLOADS = {
     "A2C Catch, 64 envs": (
@@ -55,18 +54,14 @@ WORKLOADS = {
 
 
 def measure(learner, env, tx, n_updates: int, repeats: int) -> tuple[float, float]:
+    """Env-steps/s (median over `repeats` trainings, compile excluded by a first one) and
+    the first training's seconds (compile included)."""
     keys = jax.random.split(jax.random.key(0), 1)
-    start = time.perf_counter()
-    jax.block_until_ready(rl.train(learner, env, tx, keys, n_updates).returns)
-    compile_s = time.perf_counter() - start
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(rl.train(learner, env, tx, keys, n_updates).returns)
-        rates.append(
-            n_updates * learner.n_envs * learner.rollout_length / (time.perf_counter() - start)
-        )
-    return statistics.median(rates), compile_s
+    timing = time_call(
+        lambda: rl.train(learner, env, tx, keys, n_updates).returns, repeats=repeats
+    )
+    env_steps = n_updates * learner.n_envs * learner.rollout_length
+    return env_steps / timing.median, timing.first
 
 
 def main() -> None:

@@ -3,14 +3,13 @@
     python examples/meta_train_evosax.py [--strategy SNES] [--seeds 3]
                                          [--out out/meta_train_evosax] [--smoke]
 
-`l2orl.LifetimeTraining` with an `l2orl.EvosaxStrategy` of population 16 (`--strategy`: Open_ES, SNES, CMA_ES or another
-distribution-based evosax strategy), one fresh A2C agent per member (8 envs, 20-step
-rollouts, an MLP of 64 ReLU units), trained for a lifetime of 80 updates and scored by the
-return of its last 10 %, for 25 generations from a search scale of 0.03 (OpenES steps with
-Adam 0.05). The strategy's mean is the learned optimizer: it then trains A2C agents from
-scratch on Catch for the same lifetime, against Adam 3e-3 and the untrained Optim4RL, on
-`--seeds` seeds. Writes the run's folder, catch.png and catch.json. `--smoke` runs a tiny
-version for CI."""
+`l2orl.LifetimeTraining` with an `l2orl.EvosaxStrategy` of population 16 (`--strategy`: Open_ES,
+SNES, CMA_ES or another distribution-based evosax strategy), one fresh A2C agent per member (8
+envs, 20-step rollouts, an MLP of 64 ReLU units), trained for a lifetime of 80 updates and scored
+by the return of its last 10 %, for 25 generations from a search scale of 0.03 (OpenES steps with
+Adam 0.05). The strategy's mean is the learned optimizer: it then trains A2C agents from scratch on
+Catch for the same lifetime, against Adam 3e-3 and the untrained Optim4RL, on `--seeds` seeds.
+Writes the run's folder, catch.png and catch.json. `--smoke` runs a tiny version for CI."""
 
 import argparse
 from pathlib import Path

@@ -83,11 +83,14 @@ def _composed() -> list:
             m_branch=l2orl.Branch(m_in, l2orl.LSTMCell(3, key=k1), l2orl.SignExpHead()),
             v_branch=l2orl.Branch(l2orl.Square(), l2orl.GRUCell(1, key=k2), l2orl.ExpHead()),
         ),
-        l2orl.PerCoordinateOptimizer(
-            l2orl.RMSNormalize(l2orl.Concatenate(l2orl.Identity(), l2orl.ParamValue())),
-            l2orl.ODECell(2, 4, n_out=2, width=8, n_steps=2, key=k3),
-            l2orl.DirectionMagnitudeHead(),
-            step_size=1e-2,
+        in_slow_tier(
+            "ODE",
+            l2orl.PerCoordinateOptimizer(
+                l2orl.RMSNormalize(l2orl.Concatenate(l2orl.Identity(), l2orl.ParamValue())),
+                l2orl.ODECell(2, 4, n_out=2, width=8, n_steps=2, key=k3),
+                l2orl.DirectionMagnitudeHead(),
+                step_size=1e-2,
+            ),
         ),
         l2orl.PerCoordinateOptimizer(
             l2orl.Concatenate(l2orl.SignLog(), l2orl.TimeFeatures((10.0, 100.0))),
@@ -97,14 +100,16 @@ def _composed() -> list:
     ]
 
 
-# The largest presets run every registry test in the slow tier (tests/test_context.py checks
-# them in the default suite).
-RICH_PRESETS = ("OPEN-like", "VeLO-like")
+# The optimizers slowest to compile run every registry test in the slow tier; the default
+# suite checks each in tests of its own (the rich presets in tests/test_context.py, STAR in
+# tests/test_optimizers.py, the ODE cell in tests/test_cells.py).
+SLOW_TIER_OPTIMIZERS = ("OPEN-like", "VeLO-like", "STAR", "ODE")
 
 
-def rich_in_slow_tier(name: str, value):
-    """`value` as a parameter that runs in the slow tier when `name` is a rich preset."""
-    return pytest.param(value, marks=pytest.mark.slow) if name in RICH_PRESETS else value
+def in_slow_tier(name: str, value):
+    """`value` as a parameter that runs in the slow tier when `name` is one of
+    `SLOW_TIER_OPTIMIZERS`."""
+    return pytest.param(value, marks=pytest.mark.slow) if name in SLOW_TIER_OPTIMIZERS else value
 
 
 OPTIMIZERS = [
@@ -113,9 +118,9 @@ OPTIMIZERS = [
     l2orl.optim4rl_scale_free(direction="adam"),
     l2orl.l2lgd2(),
     l2orl.linear_optim(),
-    l2orl.star(),
-    rich_in_slow_tier("OPEN-like", l2orl.open_like()),
-    rich_in_slow_tier("VeLO-like", l2orl.velo_like()),
+    in_slow_tier("STAR", l2orl.star()),
+    in_slow_tier("OPEN-like", l2orl.open_like()),
+    in_slow_tier("VeLO-like", l2orl.velo_like()),
     *_composed(),
 ]
 OPTIMIZER_IDS = [

@@ -284,6 +284,7 @@ def test_import_l2orl_does_not_import_brax():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow  # spring's step compiles for a minute on a shared 2-core CPU
 def test_inverted_pendulum_spring_terminates_and_restores_first_state():
     env = rl.BraxEnv("inverted_pendulum", backend="spring", episode_length=40)
     n_envs, n_steps = 8, 100

@@ -107,6 +107,7 @@ def test_ode_cell_one_euler_step_equals_its_vector_field():
     np.testing.assert_allclose(hidden, h + cell.vector_field(jnp.asarray(0.0), h, x), rtol=1e-5)
 
 
+@pytest.mark.slow  # five diffrax solves, each compiled
 def test_ode_cell_converges_with_more_steps():
     """Fixed-step solves approach the exact flow: the Heun error shrinks as steps are refined."""
     x, h = jnp.asarray([1.5, -1.0]), jnp.asarray([0.9, -0.8, 0.5])
@@ -139,12 +140,13 @@ def test_wrong_feature_size_is_caught_by_the_shape_checks():
 
 # Every cell with blocks that divide nothing evenly; a stateless and a two-state cell also with
 # one block that fits exactly and one larger than the 37 coordinates.
-# The ODE cell's case compiles diffrax's solver several times: it runs in the slow tier.
+# The ODE cell's case compiles diffrax's solver several times, and the LSTM's runs twice
+# more below: they run in the slow tier.
 BLOCKED = [
     pytest.param(
         cell,
         8,
-        marks=[pytest.mark.slow] if isinstance(cell, l2orl.ODECell) else [],
+        marks=[pytest.mark.slow] if isinstance(cell, l2orl.ODECell | l2orl.LSTMCell) else [],
         id=f"{type(cell).__name__}-8",
     )
     for cell in CELLS

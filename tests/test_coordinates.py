@@ -73,6 +73,9 @@ CASES = {
 RL_CASES = ("optim4rl-catch", "optim4rl-ppo-masked")
 """The cases with RL learners: the quadratic's cases check the same arithmetic in a fraction
 of the compile time, so these run in the slow tier."""
+SLOW_CHUNKS = {("optim4rl-quadratic", 2), ("optim4rl-quadratic-2-per-step-masked", None)}
+"""Optim4RL's quadratic cases each in one chunking in the default suite (all agents at once
+unmasked, chunks of 2 masked), the other in the slow tier."""
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,7 @@ of the compile time, so these run in the slow tier."""
             case,
             chunk,
             id=f"{'all-agents' if chunk is None else 'chunks-of-2'}-{case}",
-            marks=[pytest.mark.slow] if case in RL_CASES else [],
+            marks=[pytest.mark.slow] if case in RL_CASES or (case, chunk) in SLOW_CHUNKS else [],
         )
         for case in sorted(CASES)
         for chunk in (None, 2)

@@ -11,7 +11,7 @@ import pytest
 from flax.training.train_state import TrainState
 
 import l2orl
-from helpers import rich_in_slow_tier
+from helpers import in_slow_tier
 
 PARAMS = {
     "dense": {"kernel": jnp.ones((3, 2)) * 0.1, "bias": jnp.zeros(2)},
@@ -43,7 +43,7 @@ def _assert_same(a, b):
         assert np.array_equal(np.asarray(x), np.asarray(y))
 
 
-@pytest.mark.parametrize("name", [rich_in_slow_tier(n, n) for n in sorted(l2orl.PRESETS)])
+@pytest.mark.parametrize("name", [in_slow_tier(n, n) for n in sorted(l2orl.PRESETS)])
 def test_train_state_round_trips_through_flax_serialization(name):
     state = _trained(l2orl.PRESETS[name])
     blank = _trained(l2orl.PRESETS[name]).replace(
@@ -57,7 +57,7 @@ def test_train_state_round_trips_through_flax_serialization(name):
     _assert_same(restored.apply_gradients(grads=_grads(3)), state.apply_gradients(grads=_grads(3)))
 
 
-@pytest.mark.parametrize("name", [rich_in_slow_tier(n, n) for n in sorted(l2orl.PRESETS)])
+@pytest.mark.parametrize("name", [in_slow_tier(n, n) for n in sorted(l2orl.PRESETS)])
 def test_train_state_round_trips_through_orbax(name, tmp_path):
     state = _trained(l2orl.PRESETS[name])
     with ocp.StandardCheckpointer() as checkpointer:

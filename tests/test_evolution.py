@@ -1,4 +1,5 @@
-"""Evolution strategies: fitness shaping of the ES estimators, and evosax strategies."""
+"""Evolution strategies: fitness shaping of the ES estimators and of lifetime training, and
+the search strategies (antithetic ES, evosax's)."""
 
 import dataclasses
 import json
@@ -11,7 +12,7 @@ import optax
 import pytest
 
 import l2orl
-from helpers import KEY, toy_optimizer, toy_task
+from helpers import KEY, toy_optimizer, toy_task, toy_training
 
 # --- fitness shaping -----------------------------------------------------------------------
 
@@ -56,12 +57,23 @@ def test_a_non_finite_loss_counts_as_the_worst(shaping):
 
 def test_shaping_names_are_checked():
     assert l2orl.FITNESS_SHAPINGS == ("none", "centered_ranks", "z_score")
-    for make in (l2orl.TruncatedES, l2orl.PES, lambda **k: l2orl.FullES(lifetime=2, **k)):
+    for make in (l2orl.TruncatedES, l2orl.PES):
         assert make().fitness_shaping == "none"
         with pytest.raises(ValueError, match=r"fitness_shaping must be one of .* got 'ranks'"):
             make(fitness_shaping="ranks")
+    assert _lifetime(l2orl.AntitheticES()).fitness_shaping == "centered_ranks"
+    with pytest.raises(ValueError, match=r"fitness_shaping must be one of .* got 'ranks'"):
+        _lifetime(l2orl.AntitheticES(), fitness_shaping="ranks")
     with pytest.raises(ValueError, match="got 'zscore'"):
         l2orl.shape_fitness(jnp.zeros(3), "zscore")
+
+
+def _lifetime(strategy, *, lifetime=5, **kwargs) -> l2orl.LifetimeTraining:
+    """Lifetime training of the toy optimizer on 2 fresh toy agents per member."""
+    settings = {"agents": 2} | kwargs
+    return l2orl.LifetimeTraining(
+        toy_optimizer(), (toy_task(),), lifetime, strategy=strategy, **settings
+    )
 
 
 class Cubed(l2orl.AbstractMetaLoss):
@@ -79,23 +91,17 @@ class Cubed(l2orl.AbstractMetaLoss):
 
 
 @eqx.filter_jit
-def _estimate(estimator, meta_loss, task, length=3):
-    """One estimate from fresh agents (fixed keys: the same noise for every estimator)."""
-    optimizer = toy_optimizer()
-    n = task.pipeline.n_agents
-    learner, opt_state = task.fresh_agents(optimizer, jax.random.split(KEY, n))
-    agents = l2orl.AgentsState(
-        learner, opt_state, jnp.zeros(n, jnp.int32), jnp.zeros(n, jnp.int32)
-    )
+def _estimate(estimator, meta_loss, n_agents, length=3):
+    """One estimate from `n_agents` fresh toy agents (fixed keys: the same noise for every
+    estimator)."""
+    optimizer, task = toy_optimizer(), toy_task()
+    agents = task.fresh_agents(optimizer, jax.random.split(KEY, n_agents))
     params = eqx.filter(optimizer, eqx.is_inexact_array)
     return estimator.estimate(
+        loop=l2orl.InnerLoop(task, meta_loss, length, length, 1000),
         optimizer=optimizer,
-        task=task,
-        meta_loss=meta_loss,
         agents=agents,
         state=estimator.init(params, agents, KEY),
-        length=length,
-        max_length=length,
         key=jax.random.key(1),
     )
 
@@ -107,8 +113,7 @@ def _flat(tree):
 def test_shaped_es_estimates_follow_the_shaping_properties():
     """Same noise and unrolls (same key): ranks ignore an increasing transform of the losses;
     z-scores rescale the unshaped estimate by one positive factor."""
-    task = toy_task(16)
-    loss = l2orl.AgentLoss()
+    task, loss = 16, l2orl.AgentLoss()
     ranks = l2orl.TruncatedES(fitness_shaping="centered_ranks")
     by_ranks, *_ = _estimate(ranks, loss, task)
     by_ranks_cubed, *_ = _estimate(ranks, Cubed(loss), task)
@@ -127,13 +132,12 @@ DIVERGING = [
     # σ = 6 over 24 updates: some perturbed step sizes blow the toy agents up to inf/NaN.
     l2orl.TruncatedES(std=6.0, fitness_shaping="centered_ranks"),
     l2orl.PES(std=6.0, fitness_shaping="z_score"),
-    l2orl.FullES(lifetime=24, std=6.0, fitness_shaping="centered_ranks"),
 ]
 
 
 @pytest.mark.parametrize("estimator", DIVERGING, ids=lambda e: type(e).__name__)
 def test_a_diverged_member_leaves_a_shaped_estimate_finite(estimator):
-    task, loss = toy_task(8), l2orl.AgentLoss()
+    task, loss = 8, l2orl.AgentLoss()
     unshaped = dataclasses.replace(estimator, fitness_shaping="none")
     raw, *_, raw_metrics = _estimate(unshaped, loss, task, length=24)
     assert not bool(jnp.all(jnp.isfinite(_flat(raw))))  # a member diverged
@@ -146,9 +150,8 @@ def test_a_diverged_member_leaves_a_shaped_estimate_finite(estimator):
 def test_a_shaped_meta_step_with_diverged_agents_is_applied_and_they_persist():
     """PES with z-scores: the step is applied (not skipped) although some particles diverged;
     their non-finite parameters persist into the next meta-step, whose estimate stays finite."""
-    trainer = l2orl.MetaTrainer(
-        toy_optimizer(),
-        (toy_task(8),),
+    trainer = toy_training(
+        8,
         estimator=DIVERGING[1],
         meta_loss=l2orl.AgentLoss(),
         schedule=l2orl.ConstantTruncation(24),
@@ -167,28 +170,31 @@ def test_a_shaped_meta_step_with_diverged_agents_is_applied_and_they_persist():
     assert bool(jnp.any(diverged[0])) and bool(jnp.all(diverged[1] >= diverged[0]))
 
 
-# --- evosax strategies ---------------------------------------------------------------------
+SHAPINGS = ("centered_ranks", "none")
+
+# --- search strategies ---------------------------------------------------------------------
 
 
-def _evosax(strategy, **kwargs):
-    options = {"optimizer": optax.adam(0.2)} if strategy == "Open_ES" else {}
-    settings = {"lifetime": 5, "population_size": 8, "std": 0.1, "strategy_options": options}
-    return l2orl.EvosaxES(toy_optimizer(), (toy_task(2),), strategy=strategy, **settings | kwargs)
+def _evosax(name, *, lifetime=5, fitness_shaping="centered_ranks", **kwargs):
+    options = {"optimizer": optax.adam(0.2)} if name == "Open_ES" else {}
+    settings = {"population_size": 8, "std": 0.1, "options": options} | kwargs
+    strategy = l2orl.EvosaxStrategy(name, **settings)
+    return _lifetime(strategy, lifetime=lifetime, fitness_shaping=fitness_shaping)
 
 
 def _final_loss(optimizer, task, lifetime=5):
     """The mean final-update loss of 16 held-out fresh toy agents trained by `optimizer`."""
     keys = jax.random.split(jax.random.key(99), 16)
-    learner, opt_state = task.fresh_agents(optimizer, keys)
-    run = jax.vmap(
-        lambda s, o, k: l2orl.unroll(
-            optimizer, task, l2orl.LifetimeReturn(), s, o, lifetime, lifetime, k
-        )[0]
-    )
-    return float(jnp.mean(run(learner, opt_state, keys)))
+    agents = task.fresh_agents(optimizer, keys)
+    loop = l2orl.InnerLoop(task, l2orl.LifetimeReturn(), lifetime, lifetime, lifetime)
+    run = jax.vmap(lambda agent, key: loop.unroll(optimizer, agent, key)[0])
+    return float(jnp.mean(run(agents, keys)))
 
 
-@pytest.mark.parametrize("strategy", ["Open_ES", "SNES", "CMA_ES"])
+@pytest.mark.parametrize(
+    "strategy",  # CMA-ES's covariance update compiles longest: the slow tier
+    ["Open_ES", "SNES", pytest.param("CMA_ES", marks=pytest.mark.slow)],
+)
 def test_evosax_strategies_improve_the_toy_meta_objective_deterministically(strategy):
     es = _evosax(strategy)
     step = eqx.filter_jit(type(es).step)
@@ -199,7 +205,7 @@ def test_evosax_strategies_improve_the_toy_meta_objective_deterministically(stra
             state, metrics = step(es, state)
         runs.append(state)
     assert eqx.tree_equal(runs[0], runs[1])  # a function of the seed alone
-    assert type(runs[0]) is l2orl.EvosaxState and int(runs[0].meta_step) == 15
+    assert type(runs[0]) is l2orl.LifetimeState and int(runs[0].meta_step) == 15
     assert int(runs[0].skipped) == 0 and float(metrics["diverged"]) == 0
     # 2 agents x 8 members x 5 updates, one env-step each
     assert float(metrics["env_steps"]) == 80 and np.isfinite(float(metrics["toy/late_return"]))
@@ -208,11 +214,17 @@ def test_evosax_strategies_improve_the_toy_meta_objective_deterministically(stra
     assert after < 0.5 * before, (before, after)
 
 
-def test_evosax_shaping_keeps_a_generation_with_diverged_members():
-    """σ = 6 over 24 updates: some members blow up. Unshaped, OpenES's mean turns NaN and the
+@pytest.mark.parametrize("strategy", ["antithetic", "Open_ES"])
+def test_shaping_keeps_a_generation_with_diverged_members(strategy):
+    """σ = 6 over 24 updates: some members blow up. Unshaped, the mean turns NaN and the
     generation is skipped; with centered ranks they rank worst and it is applied."""
-    shaped = _evosax("Open_ES", std=6.0, lifetime=24, fitness_shaping="centered_ranks")
-    unshaped = _evosax("Open_ES", std=6.0, lifetime=24, fitness_shaping="none")
+    if strategy == "antithetic":
+        es = l2orl.AntitheticES(pairs=4, std=6.0, meta_optimizer=optax.adam(0.2))
+        shaped, unshaped = (_lifetime(es, lifetime=24, fitness_shaping=f) for f in SHAPINGS)
+    else:
+        shaped, unshaped = (
+            _evosax(strategy, std=6.0, lifetime=24, fitness_shaping=f) for f in SHAPINGS
+        )
     for es, skipped in ((shaped, 0), (unshaped, 1)):
         state = es.init(KEY)
         new, metrics = eqx.filter_jit(type(es).step)(es, state)
@@ -226,18 +238,19 @@ def test_evosax_shaping_keeps_a_generation_with_diverged_members():
 @pytest.mark.slow  # three runs, each compiling its generation
 def test_evosax_run_checkpoints_and_resumes_to_the_same_state(tmp_path):
     es = _evosax("SNES")
-    whole = es.run(4, tmp_path / "whole", checkpoint_every=2, progress=False)
-    es.run(2, tmp_path / "resumed", progress=False)
-    resumed = es.run(4, tmp_path / "resumed", progress=False)
+    run = {"progress": False}
+    whole = l2orl.meta_train(es, 4, tmp_path / "whole", checkpoint_every=2, **run)
+    l2orl.meta_train(es, 2, tmp_path / "resumed", **run)
+    resumed = l2orl.meta_train(es, 4, tmp_path / "resumed", **run)
     assert eqx.tree_equal(whole, resumed) and int(resumed.meta_step) == 4
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["meta_step"] for line in lines] == [1, 2, 3, 4]
     config = json.loads((tmp_path / "whole" / "config.json").read_text())
-    assert config["strategy"] == "SNES" and config["tasks"][0]["name"] == "toy"
+    assert config["strategy"]["strategy"] == "SNES" and config["tasks"][0]["name"] == "toy"
     saved = l2orl.load(tmp_path / "whole" / "optimizer.l2o")
     assert eqx.tree_equal(saved, es.optimizer_at(whole))
     with pytest.raises(ValueError, match="population_size: 8 in the folder, 16 now"):
-        _evosax("SNES", population_size=16).run(4, tmp_path / "whole", progress=False)
+        l2orl.meta_train(_evosax("SNES", population_size=16), 4, tmp_path / "whole", **run)
 
 
 def test_evosax_arguments_are_checked():

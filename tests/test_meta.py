@@ -406,7 +406,7 @@ def test_multi_task_run_logs_checkpoints_and_config(tmp_path):
 
 
 class SeesHandlers(l2orl.AbstractStatelessEstimator):
-    """TruncatedBPTT that records the SIGINT handler in place when the meta-step is traced."""
+    """TruncatedBPTT that records the SIGINT handler in place each time a meta-step runs."""
 
     inner: l2orl.TruncatedBPTT
 
@@ -414,7 +414,7 @@ class SeesHandlers(l2orl.AbstractStatelessEstimator):
         self.inner.check_optimizer(optimizer)
 
     def estimate(self, **kwargs):
-        SEEN.append(signal.getsignal(signal.SIGINT))
+        jax.debug.callback(lambda: SEEN.append(signal.getsignal(signal.SIGINT)))
         return self.inner.estimate(**kwargs)
 
 
@@ -458,8 +458,9 @@ def test_a_run_without_a_folder_is_in_memory_with_the_same_result(make, tmp_path
     if isinstance(training, l2orl.TruncatedTraining) and (
         threading.current_thread() is threading.main_thread()
     ):
-        # Traced once per run: in memory under the caller's handler, in a folder deferred.
-        assert len(SEEN) == 2 and SEEN[0] is handler and SEEN[1] is not handler
+        # Each meta-step: in memory under the caller's handler, in a folder deferred.
+        assert len(SEEN) == 8 and all(h is handler for h in SEEN[:4])
+        assert not any(h is handler for h in SEEN[4:])
 
 
 def test_only_a_meta_algorithm_is_run(tmp_path):
@@ -632,6 +633,11 @@ def test_abstract_parts_and_the_inner_loop():
     clipped = l2orl.MetaTask("clipped", QuadraticLearner(), None, 0.5, update_scale=2.0)
     names = list(clipped.transform(optimizer).init({"x": jnp.zeros(4)}))
     assert names == ["clip", l2orl.OPTIMIZER_SLOT, "scale"]
+    # A truncated algorithm's loop: its task, meta-loss, schedule and pipeline's lifetime.
+    training = toy_training(2, "staggered", 3, schedule=l2orl.ConstantTruncation(5))
+    own = training.inner_loop(0, 4)
+    assert own.task is training.tasks[0] and own.meta_loss is training.meta_loss
+    assert (own.length, own.max_length, own.lifetime) == (4, 5, 15)
 
 
 def test_default_learners_follow_the_reference():

@@ -44,7 +44,11 @@ def _task(name: str, physics_gradient: bool) -> l2orl.MetaTask:
         reward_scale=10.0,
         network=rl.NetworkSpec("mlp", (8,), "swish", value_hidden_sizes=(8,)),
     )
-    return l2orl.MetaTask(name, ppo, env, l2orl.Pipeline(2, 2), grad_clip=1.0)
+    return l2orl.MetaTask(name, ppo, env, grad_clip=1.0)
+
+
+PIPELINE = l2orl.Pipeline(2, 2)
+"""Two agents reset every 2 meta-steps, staggered."""
 
 
 def _leaves_equal(a, b) -> bool:
@@ -62,15 +66,17 @@ def test_ppo_on_brax_compiles_once_is_finite_and_resumes_bit_for_bit(name, tmp_p
     agent 1 at 1), the meta-gradient through the physics: one trace for all of them, finite
     nonzero meta-gradients; cut after the first checkpoint and resumed, the run ends with the
     same state bit for bit."""
-    trainer = l2orl.MetaTrainer(
+    training = l2orl.TruncatedTraining(
         l2orl.optim4rl(step_size=3e-4, key=jax.random.key(1)),
         (_task(name, physics_gradient=True),),
+        PIPELINE,
         estimator=Counting(l2orl.TruncatedBPTT()),
         schedule=l2orl.ConstantTruncation(2),
         meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)),
     )
     TRACES.clear()
-    whole = trainer.run(3, tmp_path, checkpoint_every=1, keep_checkpoints=0, progress=False)
+    run = {"checkpoint_every": 1, "progress": False}
+    whole = l2orl.meta_train(training, 3, tmp_path, keep_checkpoints=0, **run)
     assert len(TRACES) == 1  # one compile across meta-steps, resets included
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["meta_step"] for r in records] == [1, 2, 3]
@@ -82,8 +88,8 @@ def test_ppo_on_brax_compiles_once_is_finite_and_resumes_bit_for_bit(name, tmp_p
 
     for step in (2, 3):  # the run, cut after its first checkpoint
         (tmp_path / "checkpoints" / f"step-00000{step}.l2o").unlink()
-    resumed = trainer.run(3, tmp_path, checkpoint_every=1, progress=False)
-    assert len(TRACES) == 2  # one more for the new run
+    resumed = l2orl.meta_train(training, 3, tmp_path, **run)
+    assert len(TRACES) == 1  # the same algorithm in the same process: the same compiled step
     assert _leaves_equal(resumed, whole)
 
 
@@ -96,15 +102,13 @@ def test_the_physics_gradient_changes_the_meta_gradient():
     def meta_gradient(physics_gradient):
         task = _task("inverted_pendulum", physics_gradient)
         optimizer = l2orl.optim4rl(step_size=3e-4, key=jax.random.key(1))
-        agents = l2orl.MetaTrainer(optimizer, (task,)).init(jax.random.key(0)).agents[0]
+        training = l2orl.TruncatedTraining(optimizer, (task,), PIPELINE)
+        agents = training.init(jax.random.key(0)).agents[0]
         grad, *_ = eqx.filter_jit(l2orl.TruncatedBPTT().estimate)(
+            loop=l2orl.InnerLoop(task, l2orl.AgentLoss(), 2, 2, PIPELINE.lifetime(2)),
             optimizer=optimizer,
-            task=task,
-            meta_loss=l2orl.AgentLoss(),
             agents=agents,
             state=None,
-            length=2,
-            max_length=2,
             key=jax.random.key(2),
         )
         return np.concatenate([np.ravel(g) for g in jax.tree.leaves(grad)])

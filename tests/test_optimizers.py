@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import l2orl
-from helpers import OPTIMIZER_IDS, OPTIMIZERS, grads_like, params_tree, rich_in_slow_tier
+from helpers import OPTIMIZER_IDS, OPTIMIZERS, grads_like, in_slow_tier, params_tree
 
 optimizers = pytest.mark.parametrize("opt", OPTIMIZERS, ids=OPTIMIZER_IDS)
 
@@ -375,7 +375,7 @@ def test_integer_params_raise():
         l2orl.optim4rl().init({"w": jnp.ones(3), "steps": jnp.zeros((), jnp.int32)})
 
 
-@pytest.mark.parametrize("name", [rich_in_slow_tier(n, n) for n in sorted(l2orl.PRESETS)])
+@pytest.mark.parametrize("name", [in_slow_tier(n, n) for n in sorted(l2orl.PRESETS)])
 def test_an_empty_parameter_tree_gets_an_empty_update_as_in_optax(name):
     tx = l2orl.PRESETS[name]().as_optax()
     for empty in ({}, []):

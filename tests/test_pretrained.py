@@ -9,7 +9,7 @@ import l2orl._pretrained as shipping
 
 METADATA = {
     "description": "a test optimizer",
-    "command": "python examples/pretrain.py l2orl-rl",
+    "command": "python examples/paper/pretrain.py l2orl-rl",
     "config": {"settings": {"optimizer": "Optim4RL-scale-free", "seed": 0}},
     "training": {"meta_steps": 2, "skipped": 0},
     "validation": {"beats_initialisation": True},

@@ -150,6 +150,8 @@ def test_rollout_learners_are_the_actor_critics_and_others_are_refused():
     fresh = wide.with_fresh_envs(env, state, jax.random.key(1))
     assert jax.tree.all(jax.tree.map(jnp.array_equal, wide.params(fresh), learner.params(state)))
     assert jax.tree.leaves(fresh.env_state)[0].shape[0] == 5
+    with pytest.raises(TypeError, match="abstract"):  # the protocol alone makes no learner
+        l2orl.AbstractRolloutLearner()
     toy = toy_task().learner
     with pytest.raises(ValueError, match=r"needs an l2orl\.AbstractRolloutLearner"):
         l2orl.FreshRolloutLoss(4)(toy, None, toy.init(None, KEY), None, None, KEY)

@@ -20,10 +20,13 @@ from helpers import (
     LEARNERS,
     META_LOSSES,
     SCHEDULES,
+    SEARCH_STRATEGIES,
     ids,
     meta_loss_task,
+    toy_loop,
     toy_optimizer,
     toy_task,
+    toy_training,
 )
 
 
@@ -38,37 +41,47 @@ def _subclasses(base: type) -> set[type]:
 
 
 def test_every_strategy_is_in_a_test_registry_and_a_config_registry():
-    assert _subclasses(l2orl.AbstractEstimator) == {type(e) for e, _, _ in ESTIMATORS}
+    assert _subclasses(l2orl.AbstractEstimator) == {type(e) for e, _ in ESTIMATORS}
     assert _subclasses(l2orl.AbstractMetaLoss) == set(map(type, META_LOSSES))
     assert _subclasses(l2orl.AbstractTruncationSchedule) == set(map(type, SCHEDULES))
     assert _subclasses(rl.AbstractActorCritic) <= {type(learner) for learner, _ in LEARNERS}
-    # What a config can name: every meta-loss and schedule, every truncated estimator.
+    assert _subclasses(l2orl.AbstractSearchStrategy) == {type(s) for s in SEARCH_STRATEGIES}
+    # What a config can name: every meta-loss, schedule, estimator and search strategy.
     assert set(l2orl.META_LOSSES.values()) == set(map(type, META_LOSSES))
     assert set(l2orl.SCHEDULES.values()) == set(map(type, SCHEDULES))
-    assert set(l2orl.ESTIMATORS.values()) == _subclasses(l2orl.AbstractEstimator) - {l2orl.FullES}
+    assert set(l2orl.ESTIMATORS.values()) == _subclasses(l2orl.AbstractEstimator)
+    assert set(l2orl.SEARCH_STRATEGIES.values()) == _subclasses(l2orl.AbstractSearchStrategy)
     assert {rl.env_family(name) for name in ENVS} == set(rl.ENV_FAMILIES)
 
+
+SLOW = pytest.mark.slow
+SHAPED = ("TruncatedES-ranks", "PES-zscore")
+ESTIMATOR_PARAMS = [
+    pytest.param(*pair, id=name, marks=[SLOW] if name in SHAPED else [])
+    for pair, name in zip(ESTIMATORS, ESTIMATOR_IDS, strict=True)
+]
+"""Every estimator; the shaped ES variants (the same estimate, fitness shaping on top, checked
+in tests/test_evolution.py) in the slow tier."""
+HEAVY_LOSSES = l2orl.FreshRolloutLoss
+"""A meta-loss whose contract compiles an actor-critic's fresh rollouts: the slow tier (its
+scoring is checked below on the same learner)."""
 
 # --- estimators ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("estimator", "meta_loss", "ages"), ESTIMATORS, ids=ESTIMATOR_IDS)
-def test_estimator_contract(estimator, meta_loss, ages):
+@pytest.mark.parametrize(("estimator", "meta_loss"), ESTIMATOR_PARAMS)
+def test_estimator_contract(estimator, meta_loss):
     """One estimate: a finite meta-gradient shaped like the meta-parameters, agents aged by
-    `K` (or untouched), typed metrics; `on_reset` keeps the state's structure."""
-    task = toy_task(4, "staggered", reset_interval=2)
-    optimizer = toy_optimizer()
-    trainer = l2orl.MetaTrainer(optimizer, (task,), estimator=estimator, meta_loss=meta_loss)
-    state = trainer.init(KEY)
+    `K`, typed metrics; `on_reset` keeps the state's structure."""
+    training = toy_training(4, "staggered", 2, estimator=estimator, meta_loss=meta_loss)
+    state = training.init(KEY)
     agents, est = state.agents[0], state.estimator_states[0]
+    optimizer = training.optimizer
     grad, new_agents, new_est, metrics = estimator.estimate(
+        loop=toy_loop(meta_loss=meta_loss, length=3),
         optimizer=optimizer,
-        task=task,
-        meta_loss=meta_loss,
         agents=agents,
         state=est,
-        length=jnp.int32(3),
-        max_length=3,
         key=jax.random.key(1),
     )
     meta_params = eqx.filter(optimizer, eqx.is_inexact_array)
@@ -78,8 +91,7 @@ def test_estimator_contract(estimator, meta_loss, ages):
     assert all(a == b for a, b in shapes)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grad))
     assert any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grad))
-    expected_age = agents.age + (3 if ages == "K" else 0)
-    np.testing.assert_array_equal(new_agents.age, expected_age)
+    np.testing.assert_array_equal(new_agents.age, agents.age + 3)
     assert isinstance(metrics, l2orl.EstimateMetrics)
     assert np.isfinite(float(metrics.meta_loss)) and int(metrics.inner_updates) >= 4 * 3
     assert jax.tree.structure(new_est) == jax.tree.structure(est)
@@ -89,13 +101,13 @@ def test_estimator_contract(estimator, meta_loss, ages):
     assert [x.shape for x in jax.tree.leaves(reset)] == [x.shape for x in jax.tree.leaves(est)]
 
 
-@pytest.mark.parametrize(("estimator", "meta_loss", "ages"), ESTIMATORS, ids=ESTIMATOR_IDS)
-def test_estimator_meta_step_compiles_once(estimator, meta_loss, ages):
+@pytest.mark.parametrize(("estimator", "meta_loss"), ESTIMATOR_PARAMS)
+def test_estimator_meta_step_compiles_once(estimator, meta_loss):
     """Three meta-steps (with resets) through one compiled step: carries keep their types."""
-    task = toy_task(4, "staggered", reset_interval=2)
-    trainer = l2orl.MetaTrainer(
-        toy_optimizer(),
-        (task,),
+    trainer = toy_training(
+        4,
+        "staggered",
+        2,
         estimator=estimator,
         meta_loss=meta_loss,
         schedule=l2orl.LogUniformTruncation(1, 3),
@@ -118,7 +130,13 @@ def test_estimator_meta_step_compiles_once(estimator, meta_loss, ages):
 # --- meta-losses ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("meta_loss", META_LOSSES, ids=ids(META_LOSSES))
+@pytest.mark.parametrize(
+    "meta_loss",
+    [
+        pytest.param(m, id=type(m).__name__, marks=[SLOW] if isinstance(m, HEAVY_LOSSES) else [])
+        for m in META_LOSSES
+    ],
+)
 def test_meta_loss_contract(meta_loss):
     """A finite scalar after an unroll, the agent's structure kept, a gradient to the
     meta-parameters exactly when it says it is differentiable."""
@@ -130,18 +148,13 @@ def test_meta_loss_contract(meta_loss):
     assert isinstance(steps, int) and steps >= 0
     assert (steps > 0) == isinstance(meta_loss, l2orl.AgentLoss | l2orl.FreshRolloutLoss)
 
+    loop = l2orl.InnerLoop(task, meta_loss, jnp.int32(3), 4, 1000)
+    agent = l2orl.AgentsState(learner, opt_state, jnp.int32(0))
+
     def loss(params):
-        run = l2orl.unroll(
-            eqx.combine(params, eqx.filter(optimizer, eqx.is_inexact_array, inverse=True)),
-            task,
-            meta_loss,
-            learner,
-            opt_state,
-            jnp.int32(3),
-            4,
-            KEY,
-        )
-        return run[0], run[1]
+        static = eqx.filter(optimizer, eqx.is_inexact_array, inverse=True)
+        value, agent_after, _ = loop.unroll(eqx.combine(params, static), agent, KEY)
+        return value, agent_after.learner
 
     params = eqx.filter(optimizer, eqx.is_inexact_array)
     (value, state), grad = jax.value_and_grad(loss, has_aux=True)(params)
@@ -250,17 +263,29 @@ def test_fresh_rollout_loss_scores_the_network_on_fresh_environments():
     # A meta-step's env-steps: 12 inner updates of 5 steps, and 3 unrolls scored by each loss.
     zero = jnp.zeros((), jnp.float32)
     metrics = l2orl.EstimateMetrics(zero, zero, zero, zero, zero, zero, jnp.int32(12), 3)
-    assert float(metrics.env_steps(task, meta_loss)) == 12 * 5 + 3 * 8 * 5
-    assert float(metrics.env_steps(task, l2orl.AgentLoss())) == 12 * 5 + 3 * 5
-    assert float(metrics.env_steps(task, l2orl.UnrollReturn())) == 12 * 5
+    assert (
+        float(metrics.env_steps(l2orl.InnerLoop(task, meta_loss, 3, 3, 100))) == 12 * 5 + 3 * 8 * 5
+    )
+    assert (
+        float(metrics.env_steps(l2orl.InnerLoop(task, l2orl.AgentLoss(), 3, 3, 100)))
+        == 12 * 5 + 3 * 5
+    )
+    assert (
+        float(metrics.env_steps(l2orl.InnerLoop(task, l2orl.UnrollReturn(), 3, 3, 100))) == 12 * 5
+    )
     with pytest.raises(ValueError, match="FreshRolloutLoss n_envs must be a positive int"):
         l2orl.FreshRolloutLoss(0)
-    toy = toy_task(1)
-    with pytest.raises(ValueError, match=r"needs an actor-critic learner .* got QuadraticLearner"):
+    toy = toy_task()
+    with pytest.raises(
+        ValueError, match=r"needs an l2orl.AbstractRolloutLearner .* got QuadraticLearner"
+    ):
         meta_loss(toy.learner, None, toy.learner.init(None, KEY), None, None, KEY)
 
 
-@pytest.mark.parametrize("kind", [l2orl.AgentLoss, l2orl.FreshRolloutLoss])
+@pytest.mark.parametrize(
+    "kind",  # the flag's one code path; the fresh rollout's compile runs in the slow tier
+    [l2orl.AgentLoss, pytest.param(l2orl.FreshRolloutLoss, marks=pytest.mark.slow)],
+)
 def test_meta_losses_with_normalized_advantages_score_a_normalizing_learner(kind):
     """`normalize_advantages=True` scores the agent with `A2C(normalize_advantages=True)`'s
     loss, which differs from its raw loss; a learner without advantages is refused."""
@@ -272,6 +297,6 @@ def test_meta_losses_with_normalized_advantages_score_a_normalizing_learner(kind
     expected, _ = raw(learner, task.env, state, None, None, KEY)
     np.testing.assert_allclose(loss, expected, rtol=1e-6)
     assert not np.isclose(loss, raw(task.learner, task.env, state, None, None, KEY)[0])
-    toy = toy_task(1)
-    with pytest.raises(ValueError, match=r"needs an? (actor-critic )?learner"):
+    toy = toy_task()
+    with pytest.raises(ValueError, match=r"needs an l2orl.AbstractRolloutLearner"):
         normalized(toy.learner, None, toy.learner.init(None, KEY), None, None, KEY)

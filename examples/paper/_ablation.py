@@ -1,10 +1,10 @@
 """Shared by the ablation examples: meta-train variants, test them from scratch, report.
 
-Each variant is a set of `l2orl.MetaTrainConfig` fields over the recipe below,
+Each variant is a set of `l2orl.MetaTrainConfig` settings (its flat form) over the recipe below,
 optionally with its own optimizer object. Every variant is meta-trained once per meta-seed,
 then every meta-trained optimizer trains agents from scratch on the same test seeds; a
 variant's score pools its meta-seeds × test seeds (each run scored by its mean return over
-the last 5 % of updates), with a 95 % bootstrap CI.
+the last `l2orl.rl.FINAL_FRACTION` = 10 % of updates), with a 95 % bootstrap CI.
 """
 
 import argparse
@@ -51,29 +51,27 @@ def meta_train(name: str, settings: dict, args, optimizer_for=None) -> tuple[lis
     """`name` meta-trained once per meta-seed: the optimizers, and a record of each run.
 
     `optimizer_for(seed)`, if given, builds the variant's optimizer (else the preset)."""
-    recipe = l2orl.MetaTrainConfig(
-        **{
-            **RECIPE,
-            "agents_per_chunk": args.agents_per_chunk,
-            **settings,
-            **(SMOKE if args.smoke else {}),
-        }
-    )
+    recipe = {
+        **RECIPE,
+        "agents_per_chunk": args.agents_per_chunk,
+        **settings,
+        **(SMOKE if args.smoke else {}),
+    }  # the recipe's flat form, which `MetaTrainConfig.from_json` reads
     trained, records = [], []
     for seed in range(args.meta_seeds):
         out = args.out / "runs" / f"{name.replace(' ', '_')}-seed{seed}"
-        config = recipe.replace(seed=seed, out=str(out))
+        config = l2orl.MetaTrainConfig.from_json({**recipe, "seed": seed, "out": str(out)})
         start = time.perf_counter()
-        trainer, state = config.run(optimizer_for(seed) if optimizer_for else None, False)
+        optimizer = optimizer_for(seed) if optimizer_for else None
+        algorithm, state = config.meta_train(optimizer, progress=False)
         seconds = time.perf_counter() - start
-        trained.append(trainer.optimizer_at(state))
-        kept = {k: v for k, v in config.to_json().items() if k != "out"}
+        trained.append(algorithm.optimizer_at(state))
         records.append(
             {
                 "meta_seed": seed,
                 "seconds": seconds,
                 "skipped": int(state.skipped),
-                "settings": kept,
+                "settings": config.run_settings(),
             }
         )
         print(f"meta-trained {name} (seed {seed}) in {seconds:.0f} s", flush=True)

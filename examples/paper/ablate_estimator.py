@@ -1,7 +1,7 @@
 """Estimator ablation: Optim4RL meta-trained by TBPTT, PES or truncated ES at equal compute.
 
-    python examples/ablate_estimator.py [--meta-seeds 2] [--seeds 3] [--out out/ablate_estimator]
-                                        [--smoke]
+    python examples/paper/ablate_estimator.py [--meta-seeds 2] [--seeds 3]
+                                              [--out out/ablate_estimator] [--smoke]
 
 The reference's Catch recipe (K = 4, reset interval 32, meta-Adam 1e-3 with element-wise clip
 1, 78 meta-steps) with three meta-gradient estimators at the same number of environment steps

@@ -1,10 +1,10 @@
 """Pipeline ablation: Optim4RL meta-trained with staggered resets, random offsets, or none.
 
-    python examples/ablate_pipeline.py [--envs small_dense_long big_dense_long]
-                                       [--meta-steps 150] [--agents 64] [--reset-interval 72]
-                                       [--meta-seeds 2] [--seeds 3]
-                                       [--agents-per-chunk C]
-                                       [--out out/ablate_pipeline] [--smoke]
+    python examples/paper/ablate_pipeline.py [--envs small_dense_long big_dense_long]
+                                             [--meta-steps 150] [--agents 64] [--reset-interval 72]
+                                             [--meta-seeds 2] [--seeds 3]
+                                             [--agents-per-chunk C]
+                                             [--out out/ablate_pipeline] [--smoke]
 
 On each gridworld, meta-trains Optim4RL (α = 3e-3, agent gradients clipped at 1 as the
 reference does on gridworlds) with 64 single-env A2C agents (`--agents`), TBPTT with K = 4,
@@ -49,7 +49,7 @@ def main() -> None:
             }
             name = f"{env} {kind}"
             variants[kind], records[name] = meta_train(name, settings, args)
-        # Gridworld episodes last 500 steps: a smoke run must still end some in its last 5 %.
+        # Gridworld episodes last 500 steps: a smoke run must still end some in its last 10 %.
         n_updates = 50 if args.smoke else TEST_UPDATES[env]
         n_envs = 8 if args.smoke else None
         summaries[env] = test(variants, ("adam",), 3e-3, env, n_updates, args, n_envs, clip=1.0)

@@ -1,7 +1,7 @@
 """Structure ablation: which learned optimizers learn RL when meta-trained the same way?
 
-    python examples/ablate_structure.py [--meta-seeds 2] [--seeds 3] [--out out/ablate_structure]
-                                        [--smoke]
+    python examples/paper/ablate_structure.py [--meta-seeds 2] [--seeds 3]
+                                              [--out out/ablate_structure] [--smoke]
 
 Meta-trains Optim4RL, L2LGD2, LinearOptim, STAR and a plain per-coordinate GRU (its output is
 the update: no built-in structure) with the reference's Catch recipe (64 single-env A2C
@@ -11,9 +11,9 @@ env-steps with each, against Adam and RMSProp (lr 1e-3). Writes results.json and
 """
 
 import jax
+from _ablation import meta_train, parse, report, test
 
 import l2orl
-from _ablation import meta_train, parse, report, test
 
 
 def plain_gru(seed: int) -> l2orl.PerCoordinateOptimizer:

@@ -1,23 +1,24 @@
-"""FullES against evosax's OpenES, SNES and CMA-ES at equal environment steps on Catch.
+"""Antithetic ES against evosax's OpenES, SNES and CMA-ES at equal environment steps on Catch.
 
-    python benchmarks/es_comparison.py [--meta-seeds 3] [--test-seeds 5] [--test-key 1000]
-                                       [--generations 25] [--population 16] [--lifetime 80]
-                                       [--std 0.03] [--meta-lr 0.05] [--smoke]
+    python examples/paper/es_comparison.py [--meta-seeds 3] [--test-seeds 5] [--test-key 1000]
+                                           [--generations 25] [--population 16] [--lifetime 80]
+                                           [--std 0.03] [--meta-lr 0.05] [--smoke]
 
 Every method meta-trains Optim4RL (α = 3e-3, 514 meta-parameters, initialised from the
 meta-seed) on whole lifetimes of the same agents: A2C on Catch with 8 envs, 20-step rollouts
 and an MLP of 64 ReLU units, trained from scratch for `--lifetime` updates and scored by the
-mean return of their last 10 % (`LifetimeReturn(0.1)`). Each generation (meta-step) runs
-`--population` lifetimes: FullES as `population / 2` antithetic pairs, each evosax strategy as
-`population` members of one agent each, so every method spends the same env-steps. FullES and
-OpenES shape the fitness with centred ranks and step with Adam at `--meta-lr`; SNES and CMA-ES
-use evosax's own updates. All start from the search scale `--std`. Each method's generation
+mean return of their last 10 % (`LifetimeReturn(0.1)`), through `l2orl.LifetimeTraining`.
+Each generation (meta-step) runs `--population` lifetimes of one agent each: `AntitheticES` as
+`population / 2` antithetic pairs, each evosax strategy (`EvosaxStrategy`) as `population`
+members, so every method spends the same env-steps. AntitheticES and OpenES shape the
+fitness with centred ranks and step with Adam at `--meta-lr`; SNES and CMA-ES use evosax's
+own updates. All start from the search scale `--std`. Each method's generation
 is compiled once and run for every meta-seed.
 
 Each meta-trained optimizer then trains fresh agents on held-out seeds (root `--test-key`)
 for the same lifetime; a run's score is its mean return over the last 10 % of updates, pooled
 over meta-seeds × test seeds with a 95 % bootstrap CI. Adam 3e-3 and the untrained Optim4RL
-run on the same seeds. Writes benchmarks/results/es_comparison.json (`--smoke`: a tiny run
+run on the same seeds. Writes examples/paper/results/es_comparison.json (`--smoke`: a tiny run
 written to the temporary folder)."""
 
 import argparse
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ("FullES", "OpenES", "SNES", "CMA-ES")
+METHODS = ("AntitheticES", "OpenES", "SNES", "CMA-ES")
 
 
 def main() -> None:
@@ -59,39 +60,24 @@ def main() -> None:
     meta_loss = l2orl.LifetimeReturn(0.1)
 
     adam = optax.adam(args.meta_lr)  # one object: the compiled step is shared across seeds
-    pairs, members = (
-        l2orl.MetaTask("catch", learner, env, l2orl.Pipeline(n, 1, "none"))
-        for n in (args.population // 2, 1)
-    )
+    task = l2orl.MetaTask("catch", learner, env)
 
-    def make(method: str, optimizer: l2orl.AbstractLearnedOptimizer):
-        if method == "FullES":
-            estimator = l2orl.FullES(
-                lifetime=args.lifetime, std=args.std, fitness_shaping="centered_ranks"
+    def make(method: str, optimizer: l2orl.AbstractLearnedOptimizer) -> l2orl.LifetimeTraining:
+        if method == "AntitheticES":
+            strategy = l2orl.AntitheticES(args.population // 2, args.std, meta_optimizer=adam)
+        else:
+            strategy = l2orl.EvosaxStrategy(
+                {"OpenES": "Open_ES", "SNES": "SNES", "CMA-ES": "CMA_ES"}[method],
+                population_size=args.population,
+                std=args.std,
+                options={"optimizer": adam} if method == "OpenES" else {},
             )
-            return l2orl.MetaTrainer(
-                optimizer,
-                (pairs,),
-                estimator=estimator,
-                meta_loss=meta_loss,
-                schedule=l2orl.ConstantTruncation(1),  # FullES runs whole lifetimes instead
-                meta_optimizer=adam,
-            )
-        strategy = {"OpenES": "Open_ES", "SNES": "SNES", "CMA-ES": "CMA_ES"}[method]
-        return l2orl.EvosaxES(
-            optimizer,
-            (members,),
-            lifetime=args.lifetime,
-            strategy=strategy,
-            population_size=args.population,
-            std=args.std,
-            strategy_options={"optimizer": adam} if method == "OpenES" else {},
-            fitness_shaping="centered_ranks",
-            meta_loss=meta_loss,
+        return l2orl.LifetimeTraining(
+            optimizer, (task,), args.lifetime, strategy=strategy, meta_loss=meta_loss
         )
 
     # The generations are jitted once per method and run for every meta-seed (what
-    # `trainer.run` does for one run, without its files).
+    # `l2orl.meta_train` does for runs of one algorithm, without their files).
     step = eqx.filter_jit(lambda trainer, state: trainer.step(state))
     trained, runs = {}, []
     for method in METHODS:

@@ -1,6 +1,6 @@
 """The non-i.i.d. evidence: how agent gradients drift over training, against a supervised task.
 
-    python examples/gradient_stats.py [--seeds 3] [--out out/gradient_stats] [--smoke]
+    python examples/paper/gradient_stats.py [--seeds 3] [--out out/gradient_stats] [--smoke]
 
 Trains (with Adam 1e-3, the same number of updates) an A2C agent on Catch (the reference's
 settings: 64 envs, 20-step rollouts, MLP 256) and a classifier of the same shape on a dataset

@@ -1,13 +1,13 @@
 """Learning results of the RL inner loop: does each learner learn, with seeds and CIs.
 
-    python benchmarks/learning.py EXPERIMENT [--seeds N] [--out DIR]
+    python examples/paper/learning.py EXPERIMENT [--seeds N] [--out DIR]
 
 EXPERIMENT: catch, cartpole, small_dense_long, big_dense_long, pendulum or hopper.
 
 Each experiment trains every optimizer from scratch on the same seeds with `l2orl.rl.evaluate`,
 prints a markdown table (final return = mean training return over the last 10 % of each run;
 mean and IQM with 95 % percentile-bootstrap CIs over seeds) and writes `<name>.json` (curves
-included) and `<name>.png` to `--out` (default benchmarks/results).
+included) and `<name>.png` to `--out` (default examples/paper/results).
 """
 
 import argparse

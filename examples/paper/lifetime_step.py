@@ -1,9 +1,9 @@
 """A learned optimizer's global step, judged on whole agent lifetimes: its final return at
 multiples of its `α`.
 
-    python benchmarks/lifetime_step.py --optimizer OPT [--env brax:inverted_double_pendulum]
-                                       [--lr 3e-4] [--clip 1] [--scales 0.5 0.71 1 1.41 2]
-                                       [--updates 300] [--seeds 3] [--key 200] [--out FILE]
+    python examples/paper/lifetime_step.py --optimizer OPT [--env brax:inverted_double_pendulum]
+                                           [--lr 3e-4] [--clip 1] [--scales 0.5 0.71 1 1.41 2]
+                                           [--updates 300] [--seeds 3] [--key 200] [--out FILE]
 
 A truncated meta-gradient sees `K` updates of an agent's life; what a step does hundreds of
 updates later it cannot see. This trains agents from scratch for `--updates` updates with the

@@ -1,10 +1,11 @@
 """The meta-gradient's signal-to-noise ratio: independent estimates on the same agents.
 
-    python benchmarks/meta_grad_snr.py [--config FILE] [--set FIELD=JSON ...]
-                                       [--warmup 32] [--draws 6] [--out FILE]
+    python examples/paper/meta_grad_snr.py [--config FILE] [--set PATH=JSON ...]
+                                           [--warmup 32] [--draws 6] [--out FILE]
 
-Builds the meta-training a `MetaTrainConfig` describes (default: the README's Catch recipe;
-`--config` a JSON file, `--set agents=256` any field on top), runs `--warmup` meta-steps so the
+Builds the truncated meta-training a `MetaTrainConfig` describes (default: the README's Catch
+recipe; `--config` a JSON file, `--set algorithm.pipeline.agents=256` any setting by its JSON
+path on top), runs `--warmup` meta-steps so the
 pipeline's agents have the ages of training, then estimates each task's meta-gradient
 `--draws` times on the same agents and meta-parameters, from independent rollout keys, with
 the recipe's own estimator and meta-loss. Printed per task:
@@ -93,7 +94,7 @@ def summary(draws: list[np.ndarray], leaves: list[tuple[str, int]]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="a MetaTrainConfig JSON file (default: the defaults)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON")
+    parser.add_argument("--set", nargs="*", default=[], metavar="PATH=JSON")
     parser.add_argument("--warmup", type=int, default=32)
     parser.add_argument("--draws", type=int, default=6)
     parser.add_argument("--out")
@@ -108,38 +109,35 @@ def main() -> None:
     config = config or l2orl.MetaTrainConfig()
     changes = {}
     for item in args.set:
-        field, _, value = item.partition("=")
-        changes[field] = json.loads(value)
-    config = config.replace(**changes)
-    trainer = config.trainer()
-    step = eqx.filter_jit(trainer.step)
-    state = trainer.init(jax.random.key(config.seed))
+        path, _, value = item.partition("=")
+        changes[path] = json.loads(value)
+    config = config.with_values(changes)
+    training = config.make_algorithm()
+    if not isinstance(training, l2orl.TruncatedTraining):
+        parser.error("the recipe's algorithm must be truncated training (its estimator's SNR)")
+    step = eqx.filter_jit(type(training).step)
+    state = training.init(jax.random.key(config.run.seed))
     for _ in range(args.warmup):
-        state, _ = step(state)
+        state, _ = step(training, state)
+    unroll = training.schedule.max_length
 
     @eqx.filter_jit
-    def estimate(optimizer, task, agents, est, key):
-        return trainer.estimator.estimate(
-            optimizer=optimizer,
-            task=task,
-            meta_loss=trainer.meta_loss,
-            agents=agents,
-            state=est,
-            length=config.unroll,
-            max_length=config.unroll,
-            key=key,
+    def estimate(optimizer, loop, agents, est, key):
+        return training.estimator.estimate(
+            loop=loop, optimizer=optimizer, agents=agents, state=est, key=key
         )[0]
 
-    optimizer = trainer.optimizer_at(state)
+    optimizer = training.optimizer_at(state)
     paths = jax.tree_util.tree_flatten_with_path(eqx.filter(optimizer, eqx.is_inexact_array))[0]
     leaves = [(jax.tree_util.keystr(path), int(np.size(x))) for path, x in paths]
-    shown = {k: v for k, v in config.to_json().items() if k in changes} or "defaults"
-    print(f"meta-gradient SNR: {config.optimizer}, {shown}, after {args.warmup} meta-steps")
+    shown = changes or "defaults"
+    print(f"meta-gradient SNR: {config.optimizer.preset}, {shown}, after {args.warmup} meta-steps")
     results = {"config": config.to_json(), "warmup": args.warmup, "draws": args.draws}
-    for i, task in enumerate(trainer.tasks):
+    for i, task in enumerate(training.tasks):
         keys = jax.random.split(jax.random.key(1000 + i), args.draws)
+        loop = training.inner_loop(i, unroll)
         draws = [
-            flat(estimate(optimizer, task, state.agents[i], state.estimator_states[i], k))
+            flat(estimate(optimizer, loop, state.agents[i], state.estimator_states[i], k))
             for k in keys
         ]
         s = summary(draws, leaves)

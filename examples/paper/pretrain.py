@@ -1,7 +1,7 @@
 """Meta-train a shipped optimizer's recipe and package it with its evidence.
 
-    python examples/pretrain.py RECIPE [--out DIR] [--package FILE]
-                                [--validation FILE] [--smoke]
+    python examples/paper/pretrain.py RECIPE [--out DIR] [--package FILE]
+                                      [--validation FILE] [--smoke]
 
 Recipes (their settings are the JSON files beside this script):
 
@@ -29,13 +29,13 @@ The brax recipes' optimizers pass the validation protocol and ship; the other tw
 A run resumes where it stopped. The package is the optimizer with a manifest: the recipe's
 command, the run's configuration, the l2orl version, training figures (wall time, env-steps,
 skipped meta-steps, each task's agent return early and late) and, with `--validation`, the
-validation protocol's figures (`examples/validate.py`'s JSON); plus a plot of the metrics
+validation protocol's figures (`examples/paper/validate.py`'s JSON); plus a plot of the metrics
 log, `<out>/training.png`.
 
-    python examples/pretrain.py optim4rl-brax
-    python examples/validate.py --optimizer runs/optim4rl-brax/optimizer.l2o \\
+    python examples/paper/pretrain.py optim4rl-brax
+    python examples/paper/validate.py --optimizer runs/optim4rl-brax/optimizer.l2o \\
         --out runs/optim4rl-brax/validate
-    python examples/pretrain.py optim4rl-brax \\
+    python examples/paper/pretrain.py optim4rl-brax \\
         --validation runs/optim4rl-brax/validate/validation.json \\
         --package src/l2orl/pretrained/optim4rl-brax.l2o
 """
@@ -54,16 +54,15 @@ RECIPES = {
     "l2orl-rl": Path(__file__).with_name("pretrain_rl.json"),
     "optim4rl-gridworld": Path(__file__).with_name("pretrain_gridworld.json"),
 }
+SMOKE_TASKS = (("Catch", "default"), ("CartPole-v1", "ppo"))
+"""`--smoke`'s tasks (env, learner), each with the settings of the recipe's first task."""
 SMOKE = {
-    "env": ["Catch", "CartPole-v1"],
-    "learner": ["default", "ppo"],
-    "reward_scale": None,
-    "update_scale": None,
-    "agents": 2,
-    "unroll": 1,
-    "reset_interval": 2,
-    "meta_steps": 2,
+    "algorithm.pipeline.agents": 2,
+    "algorithm.schedule.unroll": 1,
+    "algorithm.pipeline.reset_interval": 2,
+    "run.meta_steps": 2,
 }
+"""`--smoke`'s other settings, by JSON path: two agents per task, two meta-steps."""
 
 
 def training_figures(metrics_path: Path, tasks: list[str]) -> dict:
@@ -90,20 +89,28 @@ def main() -> None:
     parser.add_argument("recipe", nargs="?", choices=sorted(RECIPES), default="l2orl-rl")
     parser.add_argument("--out", help="the run's folder (default: runs/<recipe>)")
     parser.add_argument("--package", help="where to write it (default: <out>/<recipe>.l2o)")
-    parser.add_argument("--validation", help="examples/validate.py's JSON for the manifest")
+    parser.add_argument("--validation", help="validate.py's JSON for the manifest")
     parser.add_argument("--smoke", action="store_true", help="two small tasks, two meta-steps")
     args = parser.parse_args()
 
     out = Path(args.out or f"runs/{args.recipe}")
-    config = l2orl.MetaTrainConfig.from_json(RECIPES[args.recipe]).replace(out=str(out))
+    config = l2orl.MetaTrainConfig.from_json(RECIPES[args.recipe]).with_value("run.out", str(out))
     if args.smoke:
-        config = config.replace(**SMOKE)
-    print(f"meta-training {config.optimizer} on {', '.join(config.env)} -> {config.out}")
-    trainer, state = config.run()
+        first = config.to_json()["tasks"][0]
+        tasks = [
+            {**first, "env": env, "learner": learner, "reward_scale": None, "update_scale": 1.0}
+            for env, learner in SMOKE_TASKS
+        ]
+        config = config.with_values({"tasks": tasks, **SMOKE})
+    envs = ", ".join(t.env for t in config.tasks)
+    print(f"meta-training {config.optimizer.preset} on {envs} -> {config.run.out}")
+    trainer, state = config.meta_train()
     package = Path(args.package) if args.package else out / f"{args.recipe}.l2o"
     package.parent.mkdir(parents=True, exist_ok=True)
     figures = training_figures(out / "metrics.jsonl", [t.name for t in trainer.tasks])
-    command = f"python examples/pretrain.py {args.recipe}" + (" --smoke" if args.smoke else "")
+    command = f"python examples/paper/pretrain.py {args.recipe}" + (
+        " --smoke" if args.smoke else ""
+    )
     metadata = {
         "description": l2orl.PRETRAINED.get(args.recipe, args.recipe),
         "command": command,

@@ -1,7 +1,7 @@
 """RL-aware learned optimizers: OPEN-like and VeLO-like against Optim4RL, meta-trained on Catch.
 
-    python examples/rl_aware_optimizers.py [--meta-seeds 2] [--seeds 3]
-                                           [--out out/rl_aware_optimizers] [--smoke]
+    python examples/paper/rl_aware_optimizers.py [--meta-seeds 2] [--seeds 3]
+                                                 [--out out/rl_aware_optimizers] [--smoke]
 
 All three are meta-trained the same way on Catch with PPO agents (so that every input of the
 OPEN-like optimizer is live: training proportion under a staggered pipeline, PPO's batch
@@ -19,10 +19,10 @@ import time
 
 import jax
 import optax
+from _ablation import parse, report, test
 
 import l2orl
 import l2orl.rl as rl
-from _ablation import parse, report, test
 
 PRESETS = {"Optim4RL": l2orl.optim4rl, "OPEN-like": l2orl.open_like, "VeLO-like": l2orl.velo_like}
 
@@ -45,23 +45,22 @@ def meta_train(name: str, seed: int, env, args) -> tuple[l2orl.AbstractLearnedOp
     agents, interval, steps, unroll = (4, 2, 2, 1) if args.smoke else (16, 32, 78, 4)
     optimizer = PRESETS[name](key=jax.random.key(seed))
     fraction = None if name == "VeLO-like" else 1 / 16
-    task = l2orl.MetaTask(
-        "catch-ppo", meta_learner(args.smoke), env, l2orl.Pipeline(agents, interval)
-    )
-    trainer = l2orl.MetaTrainer(
+    task = l2orl.MetaTask("catch-ppo", meta_learner(args.smoke), env)
+    algorithm = l2orl.TruncatedTraining(
         optimizer,
         (task,),
+        l2orl.Pipeline(agents, interval),
         estimator=l2orl.TruncatedBPTT(coordinate_fraction=fraction),
         schedule=l2orl.ConstantTruncation(unroll),
         meta_optimizer=optax.chain(optax.clip(1.0), optax.adam(1e-3)),
     )
     start = time.perf_counter()
     out = args.out / "runs" / f"{name}-seed{seed}"
-    state = trainer.run(steps, out, key=seed, progress=False)
+    state = l2orl.meta_train(algorithm, steps, out, key=seed, progress=False)
     seconds = time.perf_counter() - start
     print(f"meta-trained {name} (seed {seed}) in {seconds:.0f} s", flush=True)
     record = {"meta_seed": seed, "seconds": seconds, "skipped": int(state.skipped)}
-    return trainer.optimizer_at(state), record
+    return algorithm.optimizer_at(state), record
 
 
 def main() -> None:

@@ -1,14 +1,14 @@
 """How close the coordinate-sampled meta-gradient is to the exact one, on the same agents.
 
-    python benchmarks/sampled_cosine.py [--env Catch] [--meta-steps 24] [--every 2]
-                                        [--fractions 1 0.5 0.25 0.125 0.0625]
+    python examples/paper/sampled_cosine.py [--env Catch] [--meta-steps 24] [--every 2]
+                                            [--fractions 1 0.5 0.25 0.125 0.0625]
 
 Meta-trains the CLI's default recipe on `--env` (Optim4RL, 64 single-env A2C agents with
 pipeline training, K = 4, by autodiff through the unroll) and, every `--every` meta-steps,
 estimates the meta-gradient of the current agents again with `TruncatedBPTT` by coordinates
 at each fraction, with the same key (so the same rollouts), next to the exact one. Prints,
 per fraction, the cosine between the two over the meta-steps (mean, min, max) and the ratio
-of their norms, and writes benchmarks/results/sampled_cosine.json.
+of their norms, and writes examples/paper/results/sampled_cosine.json.
 """
 
 import argparse
@@ -33,22 +33,17 @@ def main() -> None:
 
     import l2orl
 
-    config = l2orl.MetaTrainConfig(env=(args.env,), coordinate_fraction=None)
-    trainer = config.trainer()
-    task = trainer.tasks[0]
-    step = eqx.filter_jit(trainer.step)
+    config = l2orl.MetaTrainConfig().with_values(
+        {"tasks[0].env": args.env, "algorithm.estimator.coordinate_fraction": None}
+    )
+    trainer = config.make_algorithm()
+    loop = trainer.inner_loop(0, trainer.schedule.max_length)
+    step = eqx.filter_jit(type(trainer).step)
 
     @eqx.filter_jit
     def estimate(estimator, optimizer, agents, key):
         return estimator.estimate(
-            optimizer=optimizer,
-            task=task,
-            meta_loss=trainer.meta_loss,
-            agents=agents,
-            state=None,
-            length=config.unroll,
-            max_length=config.unroll,
-            key=key,
+            loop=loop, optimizer=optimizer, agents=agents, state=None, key=key
         )[0]
 
     def flat(tree) -> np.ndarray:
@@ -57,7 +52,7 @@ def main() -> None:
     exact_estimator = l2orl.TruncatedBPTT()
     cosines = {p: [] for p in args.fractions}
     norm_ratios = {p: [] for p in args.fractions}
-    state = trainer.init(jax.random.key(config.seed))
+    state = trainer.init(jax.random.key(config.run.seed))
     for meta_step in range(args.meta_steps):
         if meta_step % args.every == 0:
             optimizer, agents = trainer.optimizer_at(state), state.agents[0]
@@ -74,7 +69,7 @@ def main() -> None:
                 + ", ".join(f"p={p:g} cos {cosines[p][-1]:.4f}" for p in args.fractions),
                 flush=True,
             )
-        state, _ = step(state)
+        state, _ = step(trainer, state)
     summary = {"settings": vars(args), "fractions": {}}
     for p in args.fractions:
         c, r = np.asarray(cosines[p]), np.asarray(norm_ratios[p])

@@ -1,9 +1,9 @@
 """How a learned optimizer's step answers signal and noise: on synthetic gradients at several
 scales, and on gradient streams recorded from the validation suite's agents.
 
-    python benchmarks/step_response.py [OPTIMIZER ...] [--steps 1000]
-                                       [--tasks TASK ...] [--context FACT=VALUE ...]
-                                       [--out FILE]
+    python examples/paper/step_response.py [OPTIMIZER ...] [--steps 1000]
+                                           [--tasks TASK ...] [--context FACT=VALUE ...]
+                                           [--out FILE]
 
 Each OPTIMIZER (a preset, a shipped optimizer or an `.l2o` file; default: the untrained
 `Optim4RL` and `Optim4RL-scale-free`) updates 4,096 coordinates for `--steps` steps: half
@@ -12,13 +12,13 @@ scales `s` from 1e-3 to 1. Printed: the mean step `|Δθ|` in units of the optim
 each half at the last step. Adam, for comparison, steps 1 on signal and ≈ 0.19 on noise
 (its momentum averages random signs out), at every scale.
 
-With `--tasks` (names of the validation suite in `examples/validate.py`), it first records
-real gradients: an agent trains on each task with Adam at the task's learning rate behind its
-clip (the suite's settings, one validation seed), and the clipped gradients of 4,096 random
-coordinates are kept at every optimizer update. Printed per task: the gradient scale (the
-median and 90th percentile of `|g|` over the run) and, for each optimizer fed that stream,
-its mean `|Δθ|/α` over the second half of the run: the step it would take on the task's
-gradients, next to Adam's.
+With `--tasks` (names of the validation suite's tasks, `l2orl.rl.SUITES["validation"]`), it
+first records real gradients: an agent trains on each task with Adam at the task's learning
+rate behind its clip (the suite's settings, one validation seed), and the clipped gradients of
+4,096 random coordinates are kept at every optimizer update. Printed per task: the gradient
+scale (the median and 90th percentile of `|g|` over the run) and, for each optimizer fed that
+stream, its mean `|Δθ|/α` over the second half of the run: the step it would take on the
+task's gradients, next to Adam's.
 
 With `--context` (e.g. `training_proportion=1 batch_proportion=0.5`) every update carries
 those facts of the RL loop, for optimizers that read them (`l2orl.ContextFeatures`);
@@ -27,7 +27,6 @@ without it they read 0.
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import equinox as eqx
@@ -37,6 +36,7 @@ import numpy as np
 import optax
 
 import l2orl
+import l2orl.rl as rl
 
 SCALES = (1e-3, 1e-2, 1e-1, 1.0)
 N = 4096
@@ -66,13 +66,9 @@ def mean_steps(tx: optax.GradientTransformation, grads: jax.Array) -> np.ndarray
 def record_stream(name: str) -> np.ndarray:
     """`(optimizer updates, N)` clipped gradients of N random coordinates of an agent trained
     on validation task `name` with Adam."""
-    import l2orl.rl as rl
-    from validate import suites
-
-    task, key = suites()["validation"][name]
-    env = rl.make(name, **task.env_kwargs)
-    learner = task.learner
-    k_init, k_pick, k_run = jax.random.split(jax.random.key(key), 3)
+    task = rl.SUITES["validation"][name]
+    env, learner = task.make_env(), task.learner
+    k_init, k_pick, k_run = jax.random.split(jax.random.key(task.key), 3)
     state = learner.init(env, k_init)
     n_params = sum(np.size(x) for x in jax.tree.leaves(learner.params(state)))
     coords = jax.random.choice(k_pick, n_params, (N,), replace=False)
@@ -86,7 +82,8 @@ def record_stream(name: str) -> np.ndarray:
         lambda p: (jnp.zeros((length, N)), jnp.zeros((), jnp.int32)),
         lambda g, s, p=None: (g, keep(g, s)),
     )
-    parts = [optax.identity() if task.clip is None else task.clip, recorder, optax.adam(task.lr)]
+    clip = task.clip_transform()
+    parts = [optax.identity() if clip is None else clip, recorder, optax.adam(task.lr)]
     tx = optax.chain(*parts)
 
     @eqx.filter_jit
@@ -106,7 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("optimizers", nargs="*", default=["Optim4RL", "Optim4RL-scale-free"])
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--tasks", nargs="*", default=[], help="validation tasks to record")
+    parser.add_argument(
+        "--tasks",
+        nargs="*",
+        default=[],
+        choices=rl.SUITES["validation"].names,
+        help="validation tasks to record",
+    )
     parser.add_argument(
         "--context", nargs="*", default=[], metavar="FACT=VALUE", help="the loop's facts"
     )
@@ -130,8 +133,6 @@ def main() -> None:
         cells = [last_steps(tx, s, args.steps) for s in SCALES]
         figures["synthetic"][name] = [list(map(float, c)) for c in cells]
         print(f"{name:<40}" + "".join(f"{a:>8.3f} /{b:>6.3f}" for a, b in cells))
-    if args.tasks:  # the validation suite is defined beside the examples
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
     for task in args.tasks:
         grads = record_stream(task)
         scale = np.abs(grads[grads != 0])

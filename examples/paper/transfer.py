@@ -1,93 +1,37 @@
 """Zero-shot transfer: a meta-trained optimizer trains PPO agents on unseen envs, vs Adam.
 
-    python examples/transfer.py --optimizer OPT [--envs ...] [--seeds 3]
-                                [--key 0] [--alpha-scale 1] [--untrained]
-                                [--out out/transfer] [--smoke]
+    python examples/paper/transfer.py --optimizer OPT [--envs ...] [--seeds 3]
+                                      [--key 0] [--alpha-scale 1] [--untrained]
+                                      [--out out/transfer] [--smoke]
 
-The optimizer (an `.l2o` file such as `examples/pretrain.py optim4rl-gridworld` writes, a
-shipped optimizer or a preset, as `l2orl evaluate` takes) trains PPO agents from scratch on
-gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper. As in the
-paper's transfer tests, it takes each env's Adam learning rate as its step size `α` (times
-`--alpha-scale`) and sees the same clipped gradients as Adam. Every optimizer runs on the same
-seeds (root `--key`). Per env it reports the final return (mean of the last 10 % of updates,
-95 % bootstrap CI over seeds), the first env-step at which the seed-mean return curve reaches the
-env's target, and whether the learned optimizer is within Adam's CI or better. Writes one plot
-and one JSON per env, and adds the envs it ran to `<out>/results.json` (so envs can be run
-separately).
+The optimizer (an `.l2o` file such as `examples/paper/pretrain.py optim4rl-gridworld`
+writes, a shipped optimizer or a preset, as `l2orl evaluate` takes) trains PPO agents from
+scratch on gymnax CartPole-v1 and Breakout-MinAtar and brax inverted_pendulum and hopper, the
+test suite's PPO tasks (`l2orl.rl.SUITES["test"]`: learners, budgets, Adam settings,
+targets). As in the paper's transfer tests, it takes each env's Adam learning rate as its
+step size `α` (times `--alpha-scale`) and sees the same clipped gradients as Adam. Every
+optimizer runs on the same seeds (root `--key`). Per env it reports the final return (mean of
+the last `l2orl.rl.FINAL_FRACTION` = 10 % of updates, 95 % bootstrap CI over seeds), the
+first env-step at which the seed-mean return curve reaches the task's target, and whether the
+learned optimizer is within Adam's CI or better. Writes one plot and one JSON per env, and
+adds the envs it ran to `<out>/results.json` (so envs can be run separately).
 """
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-import optax
 
 import l2orl
 import l2orl.rl as rl
 
-FINAL_FRACTION = 0.1
-"""Each transfer run's score: its mean return over the last 10 % of updates."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Transfer:
-    """One test env (`rl.make` kwargs): its learner, Adam settings, budget, a return to reach."""
-
-    env_kwargs: dict
-    learner: rl.AbstractActorCritic
-    lr: float
-    clip: optax.GradientTransformation | None
-    n_updates: int
-    target: float
-
-    def compare(self, name: str, optimizers: dict, n_updates: int, seeds: int, key: int):
-        """`optimizers` and Adam at `lr` train on env `name` from scratch, on the same seeds
-        (root `key`), behind the env's clip, scored over the last `FINAL_FRACTION`."""
-        return rl.compare(
-            optimizers,
-            name,
-            n_updates,
-            lr=self.lr,
-            baselines=("adam",),
-            clip=self.clip,
-            learner=self.learner,
-            env=rl.make(name, **self.env_kwargs),
-            seeds=seeds,
-            key=key,
-            final_fraction=FINAL_FRACTION,
-        )
-
-
-def transfer_tasks() -> dict[str, Transfer]:
-    """CPU-sized budgets: purejaxrl's PPO settings on gymnax (fewer steps on MinAtar), brax's
-    PPO settings on brax (the reference's element-wise clip 1)."""
-    minatar = rl.NetworkSpec("mlp", (128, 128), "relu", value_hidden_sizes=(128, 128))
-    return {
-        "CartPole-v1": Transfer(
-            {},
-            rl.PPO(n_envs=4, rollout_length=128, n_epochs=4, n_minibatches=4),
-            2.5e-4, optax.clip_by_global_norm(0.5), 976, 475.0,
-        ),  # 5e5 steps
-        "Breakout-MinAtar": Transfer(
-            {},
-            rl.PPO(n_envs=64, rollout_length=128, n_epochs=4, n_minibatches=8, network=minatar),
-            5e-4, optax.clip_by_global_norm(0.5), 244, 10.0,
-        ),  # 2e6 steps
-        "brax:inverted_pendulum": Transfer(
-            {"backend": "generalized", "episode_length": 1000},
-            rl.default_learner("brax:inverted_pendulum"),
-            3e-4, optax.clip(1.0), 100, 900.0,
-        ),  # 2.05e5 steps
-        "brax:hopper": Transfer(
-            {"backend": "spring", "episode_length": 1000},
-            rl.default_learner("brax:hopper", n_envs=128),
-            3e-4, optax.clip(1.0), 250, 400.0,
-        ),  # 1.02e6 steps
-    }  # fmt: skip
+ENVS = ("CartPole-v1", "Breakout-MinAtar", "brax:inverted_pendulum", "brax:hopper")
+"""The test suite's PPO tasks (`l2orl.rl.SUITES["test"]`): CPU-sized budgets, purejaxrl's
+PPO settings on gymnax (fewer steps on MinAtar), brax's PPO settings on brax (the reference's
+element-wise clip 1)."""
 
 
 def steps_to(result, env_steps: np.ndarray, target: float) -> int | None:
@@ -115,17 +59,16 @@ def main() -> None:
         args.optimizer = args.optimizer or "Optim4RL"
     elif args.optimizer is None:
         raise SystemExit("error: --optimizer is required")
-    tasks = transfer_tasks()
-    names = ["CartPole-v1"] if args.smoke else (args.envs or list(tasks))
-    unknown = sorted(set(names) - set(tasks))
-    if unknown:
-        raise SystemExit(f"error: unknown envs {unknown}; available: {sorted(tasks)}")
+    try:
+        tasks = rl.SUITES["test"].select(["CartPole-v1"] if args.smoke else (args.envs or ENVS))
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"  # runs on other envs are kept
     summary = json.loads(results_path.read_text()) if results_path.exists() else {"envs": {}}
     summary["optimizer"] = args.optimizer
-    for name in names:
-        task = tasks[name]
+    for task in tasks:
+        name = task.name
         n_updates = 2 if args.smoke else task.n_updates
         alpha = args.alpha_scale * task.lr
         learned = l2orl.resolve_optimizer(args.optimizer, alpha)
@@ -134,7 +77,7 @@ def main() -> None:
             untrained = l2orl.optim4rl(step_size=alpha, key=jax.random.key(0))
             optimizers[f"untrained Optim4RL α {alpha:g}"] = untrained
         start = time.perf_counter()
-        result = task.compare(name, optimizers, n_updates, args.seeds, args.key)
+        result = task.compare(optimizers, seeds=args.seeds, key=args.key, n_updates=n_updates)
         print(
             f"\n{name}: {n_updates} updates, {int(result.env_steps[-1]):,} env-steps per run, "
             f"{time.perf_counter() - start:.0f} s\n{result.table()}"

@@ -10,13 +10,13 @@ from ._lopt import PRESETS, AbstractLearnedOptimizer
 
 PRETRAINED: dict[str, str] = {
     "optim4rl-brax": "Optim4RL with scale-free inputs, meta-trained on brax's "
-    "inverted_double_pendulum with PPO agents (examples/pretrain.py optim4rl-brax)",
+    "inverted_double_pendulum with PPO agents (examples/paper/pretrain.py optim4rl-brax)",
     "optim4rl-brax-adam": "Optim4RL with scale-free inputs stepping along Adam's direction "
     "(Adam untrained), meta-trained on brax's inverted_double_pendulum with PPO agents "
-    "(examples/pretrain.py optim4rl-brax-adam)",
+    "(examples/paper/pretrain.py optim4rl-brax-adam)",
 }
 """The shipped optimizers' names and what each is. An optimizer ships only when it beats its
-own untrained initialisation on the validation protocol (`examples/validate.py`; its
+own untrained initialisation on the validation protocol (`examples/paper/validate.py`; its
 manifest holds the figures)."""
 
 _DIRECTORY = Path(str(importlib.resources.files("l2orl") / "pretrained"))

@@ -136,6 +136,16 @@ def _claim(files, algorithm, settings, resume: bool, n_meta_steps: int, stack):
     return config, checkpoints
 
 
+@functools.lru_cache(maxsize=8)
+def _jitted_step(static: AbstractMetaAlgorithm, options: tuple | None):
+    """The jitted meta-step of the algorithms whose non-array parts are `static`: runs of
+    equal algorithms in one process share its compilations."""
+    return jax.jit(
+        lambda dynamic, state: eqx.combine(dynamic, static).step(state),
+        compiler_options=None if options is None else dict(options),
+    )
+
+
 def _compiled(algorithm: AbstractMetaAlgorithm, key: PRNGKey, options, compile_now: bool):
     """`algorithm.step` jitted (the algorithm's arrays as an argument, so that a new
     algorithm of the same shapes reuses the compiled step) and, when `compile_now`, compiled
@@ -143,10 +153,11 @@ def _compiled(algorithm: AbstractMetaAlgorithm, key: PRNGKey, options, compile_n
     `(step, {"compile_seconds": ...} or {})`."""
     began = time.perf_counter()
     dynamic, static = eqx.partition(algorithm, eqx.is_array)
-    jitted = jax.jit(
-        lambda dynamic, state: eqx.combine(dynamic, static).step(state),
-        compiler_options=options,
-    )
+    options_key = None if options is None else tuple(sorted(options.items()))
+    try:
+        jitted = _jitted_step(static, options_key)
+    except TypeError:  # a setting that is not hashable: this run's own jit
+        jitted = _jitted_step.__wrapped__(static, options_key)
     if not compile_now:
         return functools.partial(jitted, dynamic), {}
     release_free_memory()

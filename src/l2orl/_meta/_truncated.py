@@ -139,8 +139,9 @@ class TruncatedTraining(AbstractMetaAlgorithm):
     def state_shapes(self, key: PRNGKey) -> TruncatedState:
         return with_shapes(jax.eval_shape(self._fresh, key), self._n_agents())
 
-    def _loop(self, i: int, length: Int[Array, ""] | int) -> InnerLoop:
-        """Task `i`'s inner loop for a meta-step of `length` inner updates."""
+    def inner_loop(self, i: int, length: Int[Array, ""] | int) -> InnerLoop:
+        """Task `i`'s inner loop for a meta-step of `length` inner updates (what its
+        estimator runs)."""
         lifetime = self.pipelines()[i].lifetime(self.schedule.max_length)
         return InnerLoop(self.tasks[i], self.meta_loss, length, self.schedule.max_length, lifetime)
 
@@ -150,7 +151,7 @@ class TruncatedTraining(AbstractMetaAlgorithm):
         """Task `i`'s part of a meta-step (`keys`: the resets' and the estimate's): reset,
         estimate, normalise. **Returns:** `(gradient, agents, estimator_state, metrics,
         env_steps)`."""
-        task, loop = self.tasks[i], self._loop(i, length)
+        task, loop = self.tasks[i], self.inner_loop(i, length)
         k_reset, k_estimate = keys
         mask = self.pipelines()[i].reset_mask(state.offsets[i], state.meta_step)
         agents = _reset(task, optimizer, state.agents[i], mask, k_reset)
