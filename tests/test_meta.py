@@ -582,8 +582,9 @@ def test_agents_shard_over_devices_with_the_same_meta_gradient():
     assert (one["devices"], one["shards"]) == (1, 1)
     for other in (four, chunked, by_coordinates):
         assert (other["devices"], other["shards"]) == (4, 4)
-    # One trace and compile per run: the state's shardings stay as compiled, resumed too.
-    assert one["traces"] == four["traces"] == chunked["traces"] == by_coordinates["traces"] == 2
+    # One trace and compile per process: the state's shardings stay as compiled, and the
+    # resumed run reuses the first run's compiled step.
+    assert one["traces"] == four["traces"] == chunked["traces"] == by_coordinates["traces"] == 1
     for other in (four, chunked, by_coordinates):  # sgd(1): params - meta-gradient
         for a, b in zip(one["params"], other["params"], strict=True):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)

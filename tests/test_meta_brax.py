@@ -26,6 +26,9 @@ class Counting(l2orl.AbstractStatelessEstimator):
 
     inner: l2orl.TruncatedBPTT
 
+    def check_optimizer(self, optimizer):
+        self.inner.check_optimizer(optimizer)
+
     def estimate(self, **kwargs):
         TRACES.append(1)
         return self.inner.estimate(**kwargs)

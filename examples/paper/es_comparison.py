@@ -2,7 +2,8 @@
 
     python examples/paper/es_comparison.py [--meta-seeds 3] [--test-seeds 5] [--test-key 1000]
                                            [--generations 25] [--population 16] [--lifetime 80]
-                                           [--std 0.03] [--meta-lr 0.05] [--smoke]
+                                           [--std 0.03] [--meta-lr 0.05]
+                                           [--out examples/paper/results] [--smoke]
 
 Every method meta-trains Optim4RL (α = 3e-3, 514 meta-parameters, initialised from the
 meta-seed) on whole lifetimes of the same agents: A2C on Catch with 8 envs, 20-step rollouts
@@ -18,12 +19,12 @@ is compiled once and run for every meta-seed.
 Each meta-trained optimizer then trains fresh agents on held-out seeds (root `--test-key`)
 for the same lifetime; a run's score is its mean return over the last 10 % of updates, pooled
 over meta-seeds × test seeds with a 95 % bootstrap CI. Adam 3e-3 and the untrained Optim4RL
-run on the same seeds. Writes examples/paper/results/es_comparison.json (`--smoke`: a tiny run
-written to the temporary folder)."""
+run on the same seeds. Writes es_comparison.json and es_comparison.png (each method's
+meta-loss over generations, and the test scores with their CIs) into `--out` (`--smoke`: a tiny
+run, its files named `*_smoke`)."""
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--lifetime", type=int, default=80)
     parser.add_argument("--std", type=float, default=0.03)
     parser.add_argument("--meta-lr", type=float, default=0.05)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for checking")
     args = parser.parse_args()
     if args.smoke:
@@ -127,7 +129,7 @@ def main() -> None:
         for name, optimizer in {**trained, **baselines}.items()
     }
     print(f"evaluation: {time.perf_counter() - start:.0f} s")
-    summary = {"settings": vars(args), "runs": runs, "test": {}}
+    summary = {"settings": {**vars(args), "out": str(args.out)}, "runs": runs, "test": {}}
     groups = {m: [f"{m} seed {s}" for s in range(args.meta_seeds)] for m in METHODS}
     groups.update({name: [name] for name in baselines})
     for name, rows in groups.items():
@@ -139,10 +141,37 @@ def main() -> None:
             "ci95": [float(low), float(high)],
         }
         print(f"{name:>20}: {pooled.mean():.3f} [{low:.3f}, {high:.3f}] ({len(pooled)} runs)")
-    folder = Path(tempfile.gettempdir()) if args.smoke else Path(__file__).parent / "results"
-    path = folder / f"es_comparison{'_smoke' if args.smoke else ''}.json"
-    path.write_text(json.dumps(summary, indent=1))
-    print(f"wrote {path}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"es_comparison{'_smoke' if args.smoke else ''}"
+    stem.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    plot(summary, stem.with_suffix(".png"))
+    print(f"wrote {stem}.json and {stem}.png")
+
+
+def plot(summary: dict, path: Path) -> None:
+    """Each method's meta-loss over generations (mean over meta-seeds) and every row's test
+    score with its 95 % CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for method in METHODS:
+        losses = [r["meta_loss"] for r in summary["runs"] if r["method"] == method]
+        left.plot(np.arange(1, len(losses[0]) + 1), np.mean(losses, axis=0), label=method)
+    left.set_xlabel("generation")
+    left.set_ylabel("meta-loss (mean over meta-seeds)")
+    left.legend(fontsize=8)
+    names = list(summary["test"])
+    means = np.asarray([summary["test"][n]["mean"] for n in names])
+    errors = np.abs(np.asarray([summary["test"][n]["ci95"] for n in names]).T - means)
+    right.bar(range(len(names)), means, yerr=errors, capsize=4)
+    right.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    right.set_ylabel("test return, last 10 % (95 % CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -89,8 +89,8 @@ def meta_train(
     files = out and _Files(out, checkpoint_every, keep_checkpoints)
     with contextlib.ExitStack() as stack:
         signals = stack.enter_context(_deferred_signals()) if files else []
-        config, checkpoints = _claim(files, algorithm, settings, resume, n_meta_steps, stack)
-        newest = _step_of(checkpoints[-1]) if checkpoints else 0  # until one fails to load
+        claim = _claim(files, algorithm, settings, resume, n_meta_steps, stack)
+        config, checkpoints, newest = claim  # `newest`: until one fails to load
         began = time.perf_counter()  # the first meta-step's time includes compiling it
         step, compiled = _compiled(algorithm, key, compiler_options, newest < n_meta_steps)
         state, start = algorithm.init(key), 0
@@ -115,9 +115,11 @@ def _main() -> bool:
 
 def _claim(files, algorithm, settings, resume: bool, n_meta_steps: int, stack):
     """Process 0 opens the run's folder (if any) and lists the checkpoints to resume from;
-    every process learns its verdict. **Returns:** `(config, checkpoints)`."""
+    every process learns its verdict and the newest checkpoint's meta-step. **Returns:**
+    `(config, checkpoints, newest)` (`checkpoints` empty but on process 0; `newest` 0 when
+    there is none)."""
     if files is None:
-        return None, []
+        return None, [], 0
     config, checkpoints, refusal = None, [], None
     if _main():
         try:
@@ -128,12 +130,12 @@ def _claim(files, algorithm, settings, resume: bool, n_meta_steps: int, stack):
             checkpoints = [p for p in files.checkpoints() if _step_of(p) <= n_meta_steps]
             checkpoints = checkpoints if resume else []
     newest = _step_of(checkpoints[-1]) if checkpoints else 0
-    accepted, _ = map(int, broadcast(np.asarray([refusal is None, newest], np.int32)))
+    accepted, newest = map(int, broadcast(np.asarray([refusal is None, newest], np.int32)))
     if not accepted:
         raise refusal or ValueError(
             f"process 0 refused the run in {files.out}; its error says why"
         )
-    return config, checkpoints
+    return config, checkpoints, newest
 
 
 @functools.lru_cache(maxsize=8)
