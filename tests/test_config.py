@@ -89,7 +89,10 @@ def test_the_flat_form_builds_what_it_built(case):
     optimizer = algorithm.optimizer
     _within(expected["optimizer"], _short(l2orl.describe(optimizer)))
     leaves = jax.tree.leaves(eqx.filter(optimizer, eqx.is_inexact_array))
-    assert sum(float(jnp.sum(jnp.abs(x))) for x in leaves) == expected["optimizer_sum"]
+    # The same initial meta-parameters: their total to float rounding (XLA's optimization
+    # level changes the last bits of the initialisation's arithmetic).
+    total = sum(float(jnp.sum(jnp.abs(x))) for x in leaves)
+    assert total == pytest.approx(expected["optimizer_sum"], rel=1e-6)
     assert len(algorithm.tasks) == len(expected["tasks"])
     for task, recorded in zip(algorithm.tasks, expected["tasks"], strict=True):
         built = {
@@ -347,6 +350,7 @@ def test_lifetime_training_builds_its_strategy():
     assert config.run_settings()["run"] == {"seed": 0, "low_memory": False}
 
 
+@pytest.mark.slow  # the lifetime algorithm's runs: tests/test_meta.py, on the toy task
 def test_a_lifetime_recipe_meta_trains(tmp_path):
     config = l2orl.MetaTrainConfig().with_values(
         {

@@ -79,11 +79,16 @@ def test_pretrained_step_size_and_use_as_optax(shipped):
     target = jnp.linspace(-1.0, 1.0, 20)
     loss = lambda p: jnp.sum((p["w"] - target) ** 2)  # noqa: E731
     tx = opt.as_optax()
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
     params = {"w": jnp.zeros(20)}
     state = tx.init(params)
     for _ in range(100):
-        updates, state = tx.update(jax.grad(loss)(params), state, params)
-        params = optax.apply_updates(params, updates)
+        params, state = step(params, state)
     assert loss(params) < 0.5 * loss({"w": jnp.zeros(20)})
     with pytest.raises(ValueError, match="step_size"):
         l2orl.pretrained("test-rl", step_size=0.0)

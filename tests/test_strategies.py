@@ -185,7 +185,14 @@ def test_schedule_contract(schedule):
 # --- learners ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("learner", "env_name"), LEARNERS, ids=lambda x: type(x).__name__)
+@pytest.mark.parametrize(
+    ("learner", "env_name"),
+    [  # PPO's compiles longest: the slow tier (tests/test_learners.py trains it by default)
+        pytest.param(*pair, marks=[SLOW] if isinstance(pair[0], rl.PPO) else [])
+        for pair in LEARNERS
+    ],
+    ids=lambda x: type(x).__name__,
+)
 def test_learner_contract(learner, env_name):
     """init → step through any optax transform → typed metrics; the agent keeps its
     structure; `fresh_loss` is a finite scalar; a step calls `tx.update` as often as
