@@ -113,13 +113,13 @@ def _flat(tree):
 def test_shaped_es_estimates_follow_the_shaping_properties():
     """Same noise and unrolls (same key): ranks ignore an increasing transform of the losses;
     z-scores rescale the unshaped estimate by one positive factor."""
-    task, loss = 16, l2orl.AgentLoss()
+    n_agents, loss = 16, l2orl.AgentLoss()
     ranks = l2orl.TruncatedES(fitness_shaping="centered_ranks")
-    by_ranks, *_ = _estimate(ranks, loss, task)
-    by_ranks_cubed, *_ = _estimate(ranks, Cubed(loss), task)
+    by_ranks, *_ = _estimate(ranks, loss, n_agents)
+    by_ranks_cubed, *_ = _estimate(ranks, Cubed(loss), n_agents)
     np.testing.assert_array_equal(_flat(by_ranks), _flat(by_ranks_cubed))
-    raw, _, _, raw_metrics = _estimate(l2orl.TruncatedES(), loss, task)
-    z, _, _, z_metrics = _estimate(l2orl.TruncatedES(fitness_shaping="z_score"), loss, task)
+    raw, _, _, raw_metrics = _estimate(l2orl.TruncatedES(), loss, n_agents)
+    z, _, _, z_metrics = _estimate(l2orl.TruncatedES(fitness_shaping="z_score"), loss, n_agents)
     ratio = _flat(raw) / _flat(z)
     assert float(ratio.min()) > 0
     np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
@@ -137,12 +137,12 @@ DIVERGING = [
 
 @pytest.mark.parametrize("estimator", DIVERGING, ids=lambda e: type(e).__name__)
 def test_a_diverged_member_leaves_a_shaped_estimate_finite(estimator):
-    task, loss = 8, l2orl.AgentLoss()
+    n_agents, loss = 8, l2orl.AgentLoss()
     unshaped = dataclasses.replace(estimator, fitness_shaping="none")
-    raw, *_, raw_metrics = _estimate(unshaped, loss, task, length=24)
+    raw, *_, raw_metrics = _estimate(unshaped, loss, n_agents, length=24)
     assert not bool(jnp.all(jnp.isfinite(_flat(raw))))  # a member diverged
     assert not np.isfinite(float(raw_metrics.meta_loss))
-    grad, *_, metrics = _estimate(estimator, loss, task, length=24)
+    grad, *_, metrics = _estimate(estimator, loss, n_agents, length=24)
     assert bool(jnp.all(jnp.isfinite(_flat(grad)))) and bool(jnp.any(_flat(grad) != 0))
     assert np.isfinite(float(metrics.meta_loss))  # the mean of the finite losses
 
